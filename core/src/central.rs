@@ -1,0 +1,109 @@
+//! The trait every central-database adapter implements.
+//!
+//! # The contract
+//!
+//! An adapter promises, for every method below:
+//!
+//! - **Transactions.** [`Central::push`] applies a whole batch in one database
+//!   transaction, together with the node's new push high-water mark; either
+//!   all of it commits or none of it does. [`Central::execute`] runs a
+//!   provisioning script in one transaction where the database has
+//!   transactional DDL, and is otherwise written so a re-run after a failure
+//!   completes it.
+//! - **Exactly-once push.** The central keeps, per node and table, the highest
+//!   edge sequence number it has applied (`hi`). A change whose `version` is
+//!   at or below it is a replay: it is *not* applied again, and its outcome is
+//!   re-derived from the current central row (`Applied` if the row still holds
+//!   that node's write at that sequence, else `Superseded` with the row). So a
+//!   re-sent, duplicated or reordered batch is a no-op that answers as the
+//!   original did.
+//! - **Commit-safe pulls.** A pass of [`Central::pull`] calls that starts from
+//!   the token a previous pass ended with returns every change committed after
+//!   that previous pass began — including a transaction that took its version
+//!   early and committed late. A page may repeat a change (the edge skips
+//!   versions it already has); it must never miss one. How the adapter knows
+//!   what is committed is its own business (PostgreSQL: transaction ids and
+//!   snapshots; SQLite: one writer).
+//! - **No echo.** A pull for node N leaves out rows whose last write came from
+//!   N's own push (the push outcome already told N their versions), unless a
+//!   later write changed them.
+//! - **Version order.** Central versions increase with every write to a row,
+//!   so an edge that sees version `v` can ignore anything `<= v` for that row.
+//! - **Values.** Rows travel as [`crate::Value`]s in mapping column order;
+//!   conversion to native types is exact or an error naming the column.
+
+use async_trait::async_trait;
+
+use crate::change::{PullPage, PushBatch, PushResult};
+use crate::conflict::ConflictRecord;
+use crate::error::Result;
+use crate::schema::{QualifiedName, TableMapping, TableSchema};
+
+/// A provisioning statement with what it is for, so `--dry-run` output can
+/// be read by a DBA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// One line saying why.
+    pub purpose: String,
+    /// The SQL.
+    pub sql: String,
+}
+
+/// Per node and table, what the central knows about a node (for `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProgress {
+    /// Node id.
+    pub node: String,
+    /// Central table.
+    pub table: String,
+    /// Highest edge sequence applied.
+    pub hi: i64,
+    /// When the last push committed.
+    pub last_push: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A central database.
+#[async_trait]
+pub trait Central: Send + Sync {
+    /// Backend name for messages (`postgres`, `sqlite`, ...).
+    fn backend(&self) -> &'static str;
+
+    /// Check the connection works (used by `check-config`; writes nothing).
+    async fn ping(&self) -> Result<()>;
+
+    /// Describe a user table, without edgesync's metadata columns; `None` if
+    /// the table does not exist.
+    async fn describe(&self, table: &QualifiedName) -> Result<Option<TableSchema>>;
+
+    /// The statements that would provision what is still missing for these
+    /// tables (metadata tables, columns, triggers). Empty when everything is
+    /// in place: that is how `init-sync` is idempotent.
+    async fn plan_init(&self, tables: &[TableMapping]) -> Result<Vec<Statement>>;
+
+    /// The statements that remove everything edgesync added for these tables,
+    /// and the shared metadata when `all` is true. User data is kept.
+    async fn plan_deinit(&self, tables: &[TableMapping], all: bool) -> Result<Vec<Statement>>;
+
+    /// Run provisioning statements (see the contract above).
+    async fn execute(&self, statements: &[Statement]) -> Result<()>;
+
+    /// Apply one push batch from `node` (see the contract above).
+    async fn push(&self, node: &str, table: &TableMapping, batch: &PushBatch)
+        -> Result<PushResult>;
+
+    /// Read one page of changes for `node`, continuing from `token` (`None`
+    /// starts a full pass: the initial load).
+    async fn pull(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<PullPage>;
+
+    /// The conflict log, newest first; open (manual) ones only unless `all`.
+    async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>>;
+
+    /// What the central knows about each node's pushes.
+    async fn progress(&self) -> Result<Vec<NodeProgress>>;
+}
