@@ -226,7 +226,7 @@ pub mod hex_bytes {
 
     /// Decode lower- or upper-case hex.
     pub fn decode(s: &str) -> Option<Vec<u8>> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return None;
         }
         let nib = |c: u8| match c {

@@ -1,0 +1,14 @@
+-- edgesync: rows that existed before init-sync get central versions, one
+-- each and in key order, so the first pull (the initial load) delivers them
+-- and can page between any two of them. Runs before the triggers exist.
+UPDATE es_ctl
+   SET hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
+;;
+UPDATE {{table}}
+   SET es_ver = (SELECT seq FROM es_ctl) + r.es_n,
+       es_hlc = (SELECT hlc FROM es_ctl)
+  FROM (SELECT {{key_columns}}, row_number() OVER (ORDER BY {{key_columns}}) AS es_n
+          FROM {{table}}) AS r
+ WHERE {{key_match_r}};
+;;
+UPDATE es_ctl SET seq = MAX(seq, (SELECT COALESCE(MAX(es_ver), 0) FROM {{table}}));

@@ -1,0 +1,72 @@
+-- edgesync: change capture on an edge table whose changes are pushed
+-- (direction = "both" or "push").
+--
+-- Every trigger fires only while es_ctl.applying = 0. edgesync sets applying = 1
+-- inside its own apply transactions and back to 0 before they commit, so no
+-- other connection ever sees it set, and a row edgesync wrote is never captured
+-- as a local change (no echo loop).
+--
+-- A "tick" below is the hybrid logical clock step:
+--   seq = seq + 1,
+--   hlc = MAX((now_ms + clock_skew_ms) << 16, hlc + 1)
+-- SQLite allows one writer at a time, so the counter in es_ctl is a
+-- commit-safe local sequence.
+
+-- Before an INSERT: remember the conflict base (es_cver) of the row an
+-- INSERT OR REPLACE is about to replace, or of a row deleted earlier whose
+-- delete has not been pushed yet, so the new row keeps it and a
+-- delete-then-reinsert reaches the central as the update it is.
+CREATE TRIGGER {{trg_stash}} BEFORE INSERT ON {{table}}
+WHEN (SELECT applying FROM es_ctl) = 0
+BEGIN
+  UPDATE es_ctl SET stash = COALESCE(
+    (SELECT es_cver FROM {{table}} WHERE {{new_key_match}}),
+    (SELECT t.es_cver FROM es_tombstones AS t WHERE t.tbl = {{tbl}} AND t.key = {{new_key_json}}));
+END;
+;;
+-- After an INSERT: tick, stamp the row with the new sequence and clock, give
+-- it the stashed base, and drop any pending tombstone for its key (the
+-- re-insert supersedes the delete).
+CREATE TRIGGER {{trg_insert}} AFTER INSERT ON {{table}}
+WHEN (SELECT applying FROM es_ctl) = 0
+BEGIN
+  UPDATE es_ctl
+     SET seq = seq + 1,
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
+  UPDATE {{table}}
+     SET es_ver = (SELECT seq FROM es_ctl),
+         es_hlc = (SELECT hlc FROM es_ctl),
+         es_deleted = 0,
+         es_cver = (SELECT stash FROM es_ctl)
+   WHERE {{new_key_match}};
+  DELETE FROM es_tombstones WHERE tbl = {{tbl}} AND key = {{new_key_json}};
+END;
+;;
+-- After an UPDATE by the application. The stamping UPDATE below changes
+-- es_ver, so "NEW.es_ver IS OLD.es_ver" keeps this trigger from firing on it.
+-- When the key changed, the old key gets a tombstone (with its own sequence,
+-- before the row's) so the central deletes it; the row under its new key takes
+-- the base of a pending tombstone for that key, if any, else none.
+CREATE TRIGGER {{trg_update}} AFTER UPDATE ON {{table}}
+WHEN (SELECT applying FROM es_ctl) = 0 AND NEW.es_ver IS OLD.es_ver
+BEGIN
+  UPDATE es_ctl
+     SET seq = seq + 1,
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1)
+   WHERE NOT ({{key_unchanged}});
+  INSERT OR REPLACE INTO es_tombstones (tbl, key, es_ver, es_hlc, es_cver)
+  SELECT {{tbl}}, {{old_key_json}}, seq, hlc, OLD.es_cver FROM es_ctl
+   WHERE NOT ({{key_unchanged}});
+  UPDATE es_ctl
+     SET seq = seq + 1,
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
+  UPDATE {{table}}
+     SET es_ver = (SELECT seq FROM es_ctl),
+         es_hlc = (SELECT hlc FROM es_ctl),
+         es_cver = CASE WHEN {{key_unchanged}} THEN es_cver
+                        ELSE (SELECT t.es_cver FROM es_tombstones AS t
+                               WHERE t.tbl = {{tbl}} AND t.key = {{new_key_json}}) END
+   WHERE {{new_key_match}};
+  DELETE FROM es_tombstones
+   WHERE tbl = {{tbl}} AND key = {{new_key_json}} AND NOT ({{key_unchanged}});
+END;

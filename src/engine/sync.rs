@@ -1,0 +1,193 @@
+//! One push-then-pull cycle, and the daemon loop around it.
+//!
+//! Push first, so that local writes meet the central's state inside the
+//! central's transaction (where conflicts are decided), then pull. Each table
+//! of each edge is synced on its own: an error is recorded for that table and
+//! the others carry on; the cycle as a whole reports failure at the end.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use edgesync_core::{Central, TableMapping};
+use edgesync_sqlite::EdgeDb;
+use tracing::{info, warn};
+
+use super::{Edge, Engine};
+
+/// What one table's sync moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    /// Node id.
+    pub node: String,
+    /// Edge table.
+    pub table: String,
+    /// Local changes the central accepted or answered.
+    pub pushed: usize,
+    /// Push batches sent.
+    pub push_batches: usize,
+    /// Conflicts the central detected in our pushes.
+    pub conflicts: usize,
+    /// Central changes written to the edge.
+    pub pulled: usize,
+    /// Pull pages fetched.
+    pub pull_pages: usize,
+    /// The error that stopped this table, if any.
+    pub error: Option<String>,
+}
+
+/// Push every pending local change of one table, batch by batch.
+pub async fn push_table(
+    central: &dyn Central,
+    db: &EdgeDb,
+    node: &str,
+    table: &TableMapping,
+    batch_rows: usize,
+    stats: &mut TableStats,
+) -> Result<()> {
+    while let Some(batch) = db.read_changes(table, batch_rows).await? {
+        let result = central.push(node, table, &batch).await.with_context(|| {
+            format!(
+                "pushing {} changes of table {}",
+                batch.changes.len(),
+                table.edge
+            )
+        })?;
+        db.ack_push(table, &batch, &result).await?;
+        stats.pushed += batch.changes.len();
+        stats.push_batches += 1;
+        stats.conflicts += result.conflicts;
+    }
+    Ok(())
+}
+
+/// Pull one complete pass of central changes for one table, page by page;
+/// each page commits on the edge with its resume token.
+pub async fn pull_table(
+    central: &dyn Central,
+    db: &EdgeDb,
+    node: &str,
+    table: &TableMapping,
+    page_rows: usize,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let mut token = db.pull_token(table).await?;
+    loop {
+        let page = central
+            .pull(node, table, token.as_deref(), page_rows)
+            .await
+            .with_context(|| format!("pulling table {}", table.edge))?;
+        let applied = db.apply_pull(table, &page).await?;
+        stats.pulled += applied.applied;
+        stats.pull_pages += 1;
+        if page.done {
+            return Ok(());
+        }
+        token = Some(page.token);
+    }
+}
+
+/// Sync one edge: push all its tables, then pull all of them.
+pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
+    let node = edge.config.node.as_str();
+    let sync_cfg = &engine.config.sync;
+    let mut all: Vec<TableStats> = edge
+        .tables
+        .iter()
+        .map(|t| TableStats {
+            node: node.to_string(),
+            table: t.edge.clone(),
+            ..TableStats::default()
+        })
+        .collect();
+    for (table, stats) in edge.tables.iter().zip(all.iter_mut()) {
+        if !table.direction.pushes() {
+            continue;
+        }
+        if let Err(e) = push_table(
+            engine.central.as_ref(),
+            &edge.db,
+            node,
+            table,
+            sync_cfg.batch_rows,
+            stats,
+        )
+        .await
+        {
+            stats.error = Some(format!("push: {e:#}"));
+        }
+    }
+    for (table, stats) in edge.tables.iter().zip(all.iter_mut()) {
+        if !table.direction.pulls() || stats.error.is_some() {
+            continue;
+        }
+        if let Err(e) = pull_table(
+            engine.central.as_ref(),
+            &edge.db,
+            node,
+            table,
+            sync_cfg.page_rows,
+            stats,
+        )
+        .await
+        {
+            stats.error = Some(format!("pull: {e:#}"));
+        }
+    }
+    for (table, stats) in edge.tables.iter().zip(all.iter()) {
+        let note = edge
+            .db
+            .note_error(&table.edge, stats.error.as_deref())
+            .await;
+        if let Err(e) = note {
+            warn!(node, table = %table.edge, "could not record sync status in the edge file: {e}");
+        }
+        match &stats.error {
+            Some(err) => warn!(node, table = %table.edge, "sync failed: {err}"),
+            None => info!(
+                node,
+                table = %table.edge,
+                pushed = stats.pushed,
+                pulled = stats.pulled,
+                conflicts = stats.conflicts,
+                "synced"
+            ),
+        }
+    }
+    all
+}
+
+/// One cycle over every selected edge.
+pub async fn sync_all(engine: &Engine) -> Vec<TableStats> {
+    let mut out = Vec::new();
+    for edge in &engine.edges {
+        out.extend(sync_edge(engine, edge).await);
+    }
+    out
+}
+
+/// Capped exponential backoff with full jitter: attempt 0 waits about
+/// `base`, doubling up to `cap`; jitter spreads many gateways reconnecting at
+/// once after a central outage.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16));
+    let ceiling = exp.min(cap);
+    let jitter: f64 = rand::random::<f64>();
+    ceiling.mul_f64(0.5 + jitter / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(1);
+        let cap = Duration::from_secs(60);
+        for attempt in 0..40 {
+            let d = backoff(attempt, base, cap);
+            assert!(d <= cap, "attempt {attempt}: {d:?}");
+            assert!(d >= base.mul_f64(0.5), "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(10, base, cap) >= Duration::from_secs(30));
+    }
+}

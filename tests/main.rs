@@ -1,0 +1,9 @@
+//! edgesync's integration suite: real SQLite files, a real PostgreSQL, the
+//! real binary. One test binary (so the suite links once); every test that
+//! involves a central runs once per central backend (`for_each_backend!`).
+
+mod common;
+
+mod bad_input;
+mod provisioning;
+mod roundtrip;
