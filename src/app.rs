@@ -267,12 +267,22 @@ async fn check_config(cli: &Cli, offline: bool) -> Result<()> {
         return Ok(());
     }
     let engine = Engine::open_read_only(loaded.config, &loaded.path).await?;
+    // Planning is read-only and runs every check init-sync would (unique
+    // keys, node ids recorded in edge files, ...), so check-config finds
+    // them too.
+    let plans = provision::plan(&engine, provision::Action::Init, false).await?;
+    let pending: usize = plans.iter().map(|p| p.statements.len()).sum();
     println!(
-        "{}: ok — central {} reachable, {} table(s) mapped on {} edge(s)",
+        "{}: ok — central {} reachable, {} table(s) mapped on {} edge(s); {}",
         loaded.path.display(),
         engine.central.backend(),
         engine.central_tables.len(),
-        engine.config.edges.len()
+        engine.config.edges.len(),
+        if pending == 0 {
+            "fully provisioned".to_string()
+        } else {
+            format!("init-sync would apply {pending} statement(s)")
+        }
     );
     Ok(())
 }
@@ -295,7 +305,7 @@ async fn conflicts_cmd(engine: &Engine, cmd: &ConflictsCommand) -> Result<()> {
                     .map(|(k, v)| format!("{k}={}", v.display()))
                     .collect();
                 println!(
-                    "#{} {} {} [{}] node {} strategy {} at {}{}",
+                    "#{} {} {} [{}] node {} strategy {} at {}",
                     c.id,
                     c.table,
                     key.join(","),
@@ -303,7 +313,6 @@ async fn conflicts_cmd(engine: &Engine, cmd: &ConflictsCommand) -> Result<()> {
                     c.node,
                     c.strategy,
                     c.at.format("%Y-%m-%d %H:%M:%SZ"),
-                    if c.open { "" } else { "" }
                 );
             }
             Ok(())

@@ -67,8 +67,19 @@ async fn table_without_key_is_named(backend: Backend) {
         &["nokey", "no primary key"],
     )
     .await;
-    // with an explicit key it is accepted
-    env.write_config("[[table]]\nname = \"nokey\"\nkey = [\"a\"]\n", "");
+    // an explicit key must still be unique: rows are matched by it
+    refused(
+        &mut env,
+        "[[table]]\nname = \"nokey\"\nkey = [\"a\"]\n",
+        &["nokey", "unique index on (a)"],
+    )
+    .await;
+    // with a unique index on the key it is accepted
+    env.central_exec(
+        "CREATE UNIQUE INDEX nokey_a ON nokey (a);",
+        "CREATE UNIQUE INDEX nokey_a ON nokey (a);",
+    )
+    .await;
     let out = env.cli(&["init-sync"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

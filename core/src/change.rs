@@ -45,7 +45,7 @@ pub enum PushOutcome {
     /// The central now holds this write (possibly after winning a conflict);
     /// `version` is the central version it got, the edge's new conflict base.
     Applied {
-        /// The row's new central version (0 for a hard delete).
+        /// The row's new central version (for a hard delete, the tombstone's version; 0 if nothing was written).
         version: i64,
     },
     /// The central kept a different state (the write lost a conflict, or a

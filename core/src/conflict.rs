@@ -188,6 +188,44 @@ pub fn resolve(
     }
 }
 
+/// The base a pushed change really had, before [`resolve`] judges it.
+///
+/// Two cases where the edge's recorded base is not the whole truth, which
+/// every central adapter must treat the same way:
+///
+/// - **A lost push answer.** The central row was last written by this same
+///   node, at an earlier local sequence (`current_oseq < change.version`): the
+///   node built this change on top of its own write, even though the answer
+///   that would have told it the new version never arrived (crash between the
+///   central commit and the edge's ack). That row is the change's base; without
+///   this, `server-wins` would throw the application's newer write away.
+/// - **An insert after a central delete.** An insert (no base) meeting a
+///   tombstone re-creates a deleted key; the edge cannot have had a base for a
+///   row that is gone, so it is not a conflict (Dotmim.Sync #175's classic
+///   miss is the opposite mistake: dropping the re-insert).
+///
+/// Returns the change to judge (with its base adjusted) and the central state
+/// to judge it against (`None` when the tombstone should be ignored).
+pub fn rebase<'a>(
+    node: &str,
+    change: &Change,
+    current: Option<&'a CentralRow>,
+    current_oseq: Option<i64>,
+) -> (Change, Option<&'a CentralRow>) {
+    let mut judged = change.clone();
+    if let Some(c) = current {
+        let own =
+            c.origin.as_deref() == Some(node) && current_oseq.is_some_and(|s| s < change.version);
+        if own {
+            judged.base = Some(c.version);
+        }
+        if c.values.is_none() && judged.base.is_none() {
+            return (judged, None);
+        }
+    }
+    (judged, current)
+}
+
 /// One entry of the conflict log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConflictRecord {
@@ -316,6 +354,46 @@ mod tests {
             None,
         );
         assert_eq!(r.decision, Decision::AlreadyThere);
+    }
+
+    #[test]
+    fn a_lost_answer_makes_the_nodes_own_write_the_base() {
+        let mut cur = central(7, false, 1);
+        cur.origin = Some("a".into());
+        let inc = change(Some(4), false, 2);
+        let (judged, seen) = rebase("a", &inc, Some(&cur), Some(5));
+        assert_eq!(judged.base, Some(7));
+        assert_eq!(
+            resolve(ConflictPolicy::ServerWins, "a", &judged, seen).decision,
+            Decision::Apply
+        );
+        // another node's write stays a conflict
+        let (judged, _) = rebase("b", &inc, Some(&cur), Some(5));
+        assert_eq!(judged.base, Some(4));
+        // an older sequence of ours is not a base for a replayed/stale change
+        let (judged, _) = rebase("a", &inc, Some(&cur), Some(10));
+        assert_eq!(judged.base, Some(4));
+    }
+
+    #[test]
+    fn an_insert_after_a_central_delete_is_not_a_conflict() {
+        let tomb = CentralRow {
+            values: None,
+            deleted: true,
+            version: 9,
+            hlc: 1,
+            origin: None,
+        };
+        let inc = change(None, false, 2);
+        let (judged, seen) = rebase("a", &inc, Some(&tomb), None);
+        assert!(seen.is_none());
+        assert_eq!(
+            resolve(ConflictPolicy::ServerWins, "a", &judged, seen),
+            Resolution {
+                decision: Decision::Apply,
+                conflict: None
+            }
+        );
     }
 
     #[test]

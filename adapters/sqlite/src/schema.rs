@@ -306,6 +306,47 @@ pub(crate) fn execute(conn: &mut Connection, statements: &[Statement]) -> Result
     tx.commit().db()
 }
 
+/// Does `table` have a primary key or a unique index on exactly `key`
+/// (in any order)? Rows are matched by the key, so it must be unique.
+pub(crate) fn has_unique_key(conn: &Connection, table: &str, key: &[&str]) -> Result<bool> {
+    let same = |cols: &[String]| {
+        cols.len() == key.len()
+            && key
+                .iter()
+                .all(|k| cols.iter().any(|c| c.eq_ignore_ascii_case(k)))
+    };
+    let pk: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+            .db()?;
+        let rows = st.query_map([table], |r| r.get::<_, String>(0)).db()?;
+        rows.collect::<std::result::Result<_, _>>().db()?
+    };
+    if !pk.is_empty() && same(&pk) {
+        return Ok(true);
+    }
+    let indexes: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0")
+            .db()?;
+        let rows = st.query_map([table], |r| r.get::<_, String>(0)).db()?;
+        rows.collect::<std::result::Result<_, _>>().db()?
+    };
+    for ix in indexes {
+        let cols: Vec<String> = {
+            let mut st = conn
+                .prepare("SELECT name FROM pragma_index_info(?1)")
+                .db()?;
+            let rows = st.query_map([&ix], |r| r.get::<_, String>(0)).db()?;
+            rows.collect::<std::result::Result<_, _>>().db()?
+        };
+        if same(&cols) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

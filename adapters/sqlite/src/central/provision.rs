@@ -61,6 +61,13 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
             "central table {table} does not exist in the SQLite central"
         )));
     };
+    let key: Vec<&str> = m.key_columns().map(|c| c.central.as_str()).collect();
+    if !schema::has_unique_key(conn, &actual, &key)? {
+        return Err(Error::schema(format!(
+            "central table {table} has no primary key or unique index on ({}); edgesync matches rows by it",
+            key.join(", ")
+        )));
+    }
     let cols = schema::table_columns(conn, &actual)?;
     for c in &m.columns {
         if !cols.iter().any(|x| x.name.eq_ignore_ascii_case(&c.central)) {

@@ -75,31 +75,15 @@ pub(super) fn push(
             });
             continue;
         }
-        // The central's state was written by this node's own earlier push:
-        // the node built this change on top of it, even if the answer that
-        // would have told it the version was lost (crash before ack). So
-        // that state is the change's true base, not a conflict.
-        let own = current.as_ref().is_some_and(|c| {
-            c.row.origin.as_deref() == Some(node) && c.oseq.is_some_and(|s| s < change.version)
-        });
-        let rebased;
-        let change_seen = match &current {
-            Some(c) if own && change.base != Some(c.row.version) => {
-                rebased = Change {
-                    base: Some(c.row.version),
-                    ..change.clone()
-                };
-                &rebased
-            }
-            _ => change,
-        };
-        // An insert meeting a tombstone is an insert after a delete, not a
-        // conflict: the edge cannot have a base for a row that is gone.
-        let seen = match &current {
-            Some(c) if c.tombstone && change_seen.base.is_none() => None,
-            other => other.as_ref().map(|c| &c.row),
-        };
-        let res = conflict::resolve(m.conflict, node, change_seen, seen);
+        // A lost push answer and an insert after a central delete are
+        // judged the same way on every backend (see `conflict::rebase`).
+        let (change_seen, seen) = conflict::rebase(
+            node,
+            change,
+            current.as_ref().map(|c| &c.row),
+            current.as_ref().and_then(|c| c.oseq),
+        );
+        let res = conflict::resolve(m.conflict, node, &change_seen, seen);
         let outcome = match res.decision {
             Decision::Apply => PushOutcome::Applied {
                 version: write(&tx, &t, node, change, current.as_ref(), &key)?,

@@ -1,0 +1,257 @@
+//! init-sync / deinit-sync: idempotent plans, triggers that capture
+//! application writes, and a deinit that leaves the table as it was.
+
+use edgesync_core::{Central, ConflictPolicy, DeleteMode, ErrorKind, Value};
+
+use crate::common::*;
+
+const COLUMNS_OF: &str = "SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable
+                                   || ' ' || coalesce(column_default, '-'), ', ' ORDER BY ordinal_position)
+                            FROM information_schema.columns WHERE table_name = 'items'";
+
+#[tokio::test]
+async fn init_is_idempotent_and_deinit_restores_the_table_exactly() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, qty int,
+                             price numeric(12,2) CHECK (price >= 0));
+         INSERT INTO items VALUES (1, 'a', 1, 1.10), (2, 'b', NULL, 0.00);",
+    )
+    .await;
+    let columns_before: String = db.scalar(COLUMNS_OF).await;
+    let rows_before = db.dump("items").await;
+    let m = mapping(
+        "items",
+        &[
+            ("id", int()),
+            ("name", text()),
+            ("qty", int()),
+            ("price", dec(12, 2)),
+        ],
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Soft,
+    );
+    let plan = db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan");
+    assert!(plan
+        .iter()
+        .all(|s| !s.purpose.is_empty() && !s.sql.is_empty()));
+    assert!(plan.iter().any(|s| s.sql.contains("CREATE SEQUENCE")));
+    // The plan changed nothing.
+    assert_eq!(db.scalar::<String>(COLUMNS_OF).await, columns_before);
+    db.central.execute(&plan).await.expect("execute");
+    assert!(db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan")
+        .is_empty());
+    // Existing rows got distinct versions.
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(DISTINCT es_ver) FROM items")
+            .await,
+        2
+    );
+
+    // Switching the delete mode replaces only the trigger function.
+    let mut hard = m.clone();
+    hard.deletes = DeleteMode::Hard;
+    let plan = db
+        .central
+        .plan_init(std::slice::from_ref(&hard))
+        .await
+        .expect("plan");
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert!(plan[0].sql.contains("CREATE OR REPLACE FUNCTION"));
+
+    let plan = db
+        .central
+        .plan_deinit(std::slice::from_ref(&m), true)
+        .await
+        .expect("deinit");
+    db.central.execute(&plan).await.expect("execute deinit");
+    assert_eq!(db.scalar::<String>(COLUMNS_OF).await, columns_before);
+    assert_eq!(db.dump("items").await, rows_before);
+    assert_eq!(
+        db.scalar::<i64>(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'es\\_%'
+              UNION ALL SELECT count(*) FROM pg_proc WHERE proname LIKE 'es\\_%'
+              UNION ALL SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'es\\_%'
+              ORDER BY 1 DESC LIMIT 1"
+        )
+        .await,
+        0
+    );
+    assert!(db
+        .central
+        .plan_deinit(std::slice::from_ref(&m), true)
+        .await
+        .expect("deinit")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn failed_provisioning_changes_nothing() {
+    let db = TestDb::new().await;
+    db.exec("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
+        .await;
+    let m = mapping(
+        "items",
+        &[("id", int()), ("name", text())],
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Soft,
+    );
+    let mut plan = db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan");
+    plan.push(edgesync_core::central::Statement {
+        purpose: "a broken statement".into(),
+        sql: "ALTER TABLE nope ADD COLUMN x int".into(),
+    });
+    let err = db.central.execute(&plan).await.expect_err("must fail");
+    assert!(err.message().contains("a broken statement"), "{err}");
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM pg_class WHERE relname LIKE 'es\\_%'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.central
+            .plan_init(std::slice::from_ref(&m))
+            .await
+            .expect("plan")
+            .len(),
+        plan.len() - 1
+    );
+}
+
+#[tokio::test]
+async fn missing_table_and_missing_unique_key_are_schema_errors() {
+    let db = TestDb::new().await;
+    let m = mapping(
+        "nope",
+        &[("id", int())],
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Soft,
+    );
+    let err = db.central.plan_init(&[m]).await.expect_err("no table");
+    assert_eq!(err.kind(), ErrorKind::Schema);
+    assert!(err.message().contains("nope"), "{err}");
+
+    db.exec("CREATE TABLE loose (id bigint, name text)").await;
+    let m = mapping(
+        "loose",
+        &[("id", int()), ("name", text())],
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Soft,
+    );
+    let err = db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect_err("no key");
+    assert_eq!(err.kind(), ErrorKind::Schema);
+    assert!(
+        err.message().contains("loose") && err.message().contains("(id)"),
+        "{err}"
+    );
+
+    // Pushing to a table that was never provisioned names the fix.
+    let err = db
+        .central
+        .push(
+            "e",
+            &m,
+            &batch(vec![upsert(
+                vec![Value::Int(1), Value::Text("a".into())],
+                0,
+                1,
+                None,
+            )]),
+        )
+        .await
+        .expect_err("not provisioned");
+    assert_eq!(err.kind(), ErrorKind::Schema);
+    assert!(err.message().contains("init-sync"), "{err}");
+}
+
+#[tokio::test]
+async fn triggers_stamp_application_writes_and_soft_delete_keeps_the_row() {
+    let db = TestDb::new().await;
+    let _m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Soft).await;
+    db.exec(
+        "INSERT INTO items (id, name, price, es_origin, es_oseq) VALUES (1, 'a', 1, 'forged', 99)",
+    )
+    .await;
+    let (v1, txid, hlc): (i64, i64, i64) =
+        sqlx::query_as("SELECT es_ver, es_txid, es_hlc FROM items WHERE id = 1")
+            .fetch_one(db.pool())
+            .await
+            .expect("row");
+    assert!(v1 > 0 && txid > 0 && hlc > 0);
+    // An application cannot claim to be a node.
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM items WHERE es_origin IS NULL AND es_oseq IS NULL")
+            .await,
+        1
+    );
+    db.exec("UPDATE items SET qty = 5 WHERE id = 1").await;
+    let (v2, hlc2): (i64, i64) = sqlx::query_as("SELECT es_ver, es_hlc FROM items WHERE id = 1")
+        .fetch_one(db.pool())
+        .await
+        .expect("row");
+    assert!(v2 > v1 && hlc2 > hlc);
+
+    db.exec("DELETE FROM items WHERE id = 1").await;
+    let (v3, deleted): (i64, bool) =
+        sqlx::query_as("SELECT es_ver, es_deleted FROM items WHERE id = 1")
+            .fetch_one(db.pool())
+            .await
+            .expect("soft-deleted row is kept");
+    assert!(deleted && v3 > v2);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM es_tombstones").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn hard_delete_writes_a_tombstone_and_reinsert_clears_it() {
+    let db = TestDb::new().await;
+    let _m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec("INSERT INTO items (id, name, price) VALUES (5, 'a', 1), (6, 'b', 2)")
+        .await;
+    db.exec("DELETE FROM items WHERE id = 5").await;
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM items").await, 1);
+    let (tbl, key, origin): (String, String, Option<String>) =
+        sqlx::query_as("SELECT tbl, key::text, es_origin FROM es_tombstones")
+            .fetch_one(db.pool())
+            .await
+            .expect("tombstone");
+    assert_eq!(
+        (tbl.as_str(), key.as_str(), origin),
+        ("public.items", "[\"5\"]", None)
+    );
+    // A key change is a delete of the old key.
+    db.exec("UPDATE items SET id = 7 WHERE id = 6").await;
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM es_tombstones").await,
+        2
+    );
+    db.exec("INSERT INTO items (id, name, price) VALUES (5, 'again', 1)")
+        .await;
+    assert_eq!(
+        db.scalar::<String>("SELECT string_agg(key::text, ',') FROM es_tombstones")
+            .await,
+        "[\"6\"]"
+    );
+}
