@@ -5,6 +5,8 @@
 mod common;
 
 mod bad_input;
+mod cli;
+mod concurrency;
 mod demo;
 mod provisioning;
 mod roundtrip;
