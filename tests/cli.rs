@@ -79,13 +79,13 @@ for_each_backend!(status_reports_pending_changes_and_errors);
 #[tokio::test]
 async fn bad_config_names_the_key_and_exits_2() {
     let mut env = Env::new(Backend::Sqlite, &["a", "a"], &ITEMS).await;
-    env.write_config("[[table]]\nname = \"items\"\nconflcit = \"server-wins\"\n", "interval = \"10 parsecs\"");
+    env.write_config("[[table]]\nname = \"items\"\nconflcit = \"server-wins\"\n", "batch_rows = 0");
     let out = env.cli(&["check-config"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("sync.toml"), "names the file: {err}");
     assert!(
-        err.contains("conflcit") || err.contains("interval"),
+        err.contains("conflcit") || err.contains("batch_rows"),
         "names the key at fault: {err}"
     );
     assert!(!env.edge_path("a").exists(), "nothing created");
