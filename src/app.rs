@@ -7,14 +7,12 @@
 //! command changed nothing.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
-use tracing::{error, info};
 
 use crate::cli::{Cli, Command, ConflictsCommand};
 use crate::config::{Config, LoadedConfig};
-use crate::engine::{provision, status, sync, Engine, Selection};
+use crate::engine::{conflicts, provision, status, sync, Engine, Selection};
 
 /// Failures that should exit 1 rather than 2.
 #[derive(Debug)]
@@ -51,17 +49,7 @@ fn init_rustls() {
 }
 
 fn init_logging(cli_level: Option<&str>, config: Option<&Config>, default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let level = cli_level
-        .map(str::to_string)
-        .or_else(|| config.map(|c| c.log.level.clone()))
-        .unwrap_or_else(|| default.to_string());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    crate::logging::init(cli_level, config.map(|c| &c.log), default);
 }
 
 fn load(cli: &Cli) -> Result<LoadedConfig> {
@@ -109,8 +97,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             sync_once(&engine).await
         }
         Command::Run => {
-            let engine = open(&cli, Selection::default()).await?;
-            run_daemon(&engine).await
+            let loaded = load(&cli)?;
+            init_logging(cli.log_level.as_deref(), Some(&loaded.config), "info");
+            crate::daemon::run(loaded).await
         }
         Command::Status(args) => {
             let engine = open(&cli, Selection::default()).await?;
@@ -129,6 +118,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let engine = open(&cli, Selection::default()).await?;
             conflicts_cmd(&engine, cmd).await
         }
+        Command::Quarantine(cmd) => quarantine_cmd(&cli, cmd).await,
         Command::Serve => anyhow::bail!(
             "`serve` (hub mode) is not available in this version yet; edges connect to the central database directly"
         ),
@@ -165,94 +155,29 @@ async fn sync_once(engine: &Engine) -> Result<()> {
                 println!("{} {}: FAILED: {e}", s.node, s.table);
                 failed.push(format!("{}/{}", s.node, s.table));
             }
-            None => println!(
-                "{} {}: pushed {} pulled {} conflicts {}",
-                s.node, s.table, s.pushed, s.pulled, s.conflicts
-            ),
+            None => {
+                let quarantined = if s.quarantined > 0 {
+                    format!(" QUARANTINED {}", s.quarantined)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{} {}: pushed {} pulled {} conflicts {}{quarantined}",
+                    s.node, s.table, s.pushed, s.pulled, s.conflicts
+                );
+                if s.quarantined > 0 {
+                    failed.push(format!(
+                        "{}/{} ({} change(s) refused by the central and quarantined; see `edgesync quarantine list`)",
+                        s.node, s.table, s.quarantined
+                    ));
+                }
+            }
         }
     }
     if failed.is_empty() {
         Ok(())
     } else {
         Err(Failed(format!("sync failed for {}", failed.join(", "))).into())
-    }
-}
-
-/// The daemon loop: sync every edge, sleep `interval` (or back off after a
-/// failure), until SIGTERM/SIGINT. A cycle in flight is allowed to finish;
-/// every batch is atomic on both sides, so even an abrupt stop loses nothing.
-async fn run_daemon(engine: &Engine) -> Result<()> {
-    let interval = engine.config.sync.interval;
-    let cap = engine.config.sync.retry_max.max(interval);
-    let mut failures: u32 = 0;
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    info!(edges = engine.edges.len(), ?interval, "edgesync running");
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
-    spawn_watchdog();
-    loop {
-        let stats = sync::sync_all(engine).await;
-        let failed = stats.iter().filter(|s| s.error.is_some()).count();
-        let wait = if failed > 0 {
-            failures = failures.saturating_add(1);
-            let d = sync::backoff(failures - 1, Duration::from_secs(1), cap);
-            error!(failed, retry_in = ?d, "sync cycle had failures");
-            d.min(interval.max(Duration::from_secs(1)) * 64)
-        } else {
-            failures = 0;
-            interval
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = &mut shutdown => {
-                info!("shutting down");
-                notify_systemd(&[sd_notify::NotifyState::Stopping]);
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// Tell systemd (`Type=notify`) about our state; a no-op outside systemd.
-fn notify_systemd(state: &[sd_notify::NotifyState]) {
-    if let Err(e) = sd_notify::notify(false, state) {
-        tracing::debug!("sd_notify: {e}");
-    }
-}
-
-/// Ping the systemd watchdog at half its period when `WatchdogSec` is set.
-fn spawn_watchdog() {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
-    }
-    let period = Duration::from_micros(usec / 2);
-    tokio::spawn(async move {
-        loop {
-            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
-            tokio::time::sleep(period).await;
-        }
-    });
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -290,41 +215,98 @@ async fn check_config(cli: &Cli, offline: bool) -> Result<()> {
 async fn conflicts_cmd(engine: &Engine, cmd: &ConflictsCommand) -> Result<()> {
     match cmd {
         ConflictsCommand::List { json, all } => {
-            let list = engine.central.conflicts(*all, 1000).await?;
+            let list = conflicts::list(engine, *all).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
-                return Ok(());
-            }
-            if list.is_empty() {
-                println!("no {}conflicts", if *all { "" } else { "open " });
-            }
-            for c in &list {
-                let key: Vec<String> = c
-                    .key
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.display()))
-                    .collect();
-                println!(
-                    "#{} {} {} [{}] node {} strategy {} at {}",
-                    c.id,
-                    c.table,
-                    key.join(","),
-                    if c.open { "open" } else { "resolved" },
-                    c.node,
-                    c.strategy,
-                    c.at.format("%Y-%m-%d %H:%M:%SZ"),
-                );
+            } else {
+                print!("{}", conflicts::render(&list, *all));
             }
             Ok(())
         }
-        ConflictsCommand::Resolve { id, .. } => {
-            let open = engine.central.conflicts(false, 100_000).await?;
-            if !open.iter().any(|c| c.id == *id) {
-                anyhow::bail!("there is no open conflict #{id} (see `edgesync conflicts list`)");
+        ConflictsCommand::Resolve { id, keep } => {
+            let keep = match keep {
+                crate::cli::Keep::Local => edgesync_core::Keep::Local,
+                crate::cli::Keep::Central => edgesync_core::Keep::Central,
+            };
+            let record = conflicts::resolve(engine, *id, keep).await?;
+            println!(
+                "conflict #{} on {} resolved: kept the {} version; every edge takes it on its next sync",
+                record.id, record.table, keep
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn quarantine_cmd(cli: &Cli, cmd: &crate::cli::QuarantineCommand) -> Result<()> {
+    use crate::cli::QuarantineCommand;
+    match cmd {
+        QuarantineCommand::List { json } => {
+            let engine = open(cli, Selection::default()).await?;
+            let mut all = Vec::new();
+            for edge in &engine.edges {
+                for t in &edge.tables {
+                    for q in edge.db.quarantined(t).await? {
+                        all.push(serde_json::json!({
+                            "node": edge.config.node,
+                            "table": q.table,
+                            "key": q.key,
+                            "seq": q.seq,
+                            "deleted": q.deleted,
+                            "error": q.error,
+                            "at": q.at,
+                        }));
+                    }
+                }
             }
-            anyhow::bail!(
-                "conflict #{id} is open, but resolving manual conflicts needs the `manual` strategy, which this version does not support yet"
-            )
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("no quarantined changes");
+            } else {
+                for q in &all {
+                    println!(
+                        "{} {} {}{} at {}: {}",
+                        q["node"].as_str().unwrap_or_default(),
+                        q["table"].as_str().unwrap_or_default(),
+                        q["key"].as_str().unwrap_or_default(),
+                        if q["deleted"] == true {
+                            " (delete)"
+                        } else {
+                            ""
+                        },
+                        q["at"].as_str().unwrap_or_default(),
+                        q["error"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        QuarantineCommand::Retry { table, node } => {
+            let sel = Selection {
+                table: table.clone(),
+                node: node.clone(),
+            };
+            let engine = open(cli, sel).await?;
+            let mut total = 0;
+            for edge in &engine.edges {
+                for t in &edge.tables {
+                    let n = edge.db.requeue_quarantined(t).await?;
+                    if n > 0 {
+                        println!(
+                            "{} {}: {n} change(s) queued again",
+                            edge.config.node, t.edge
+                        );
+                    }
+                    total += n;
+                }
+            }
+            if total == 0 {
+                println!("no quarantined changes");
+            } else {
+                println!("they are pushed on the next sync");
+            }
+            Ok(())
         }
     }
 }

@@ -68,6 +68,10 @@ pub enum Command {
     #[command(subcommand)]
     Conflicts(ConflictsCommand),
 
+    /// List or retry local changes the central refused (poison rows)
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+
     /// Run the hub: an HTTPS sync endpoint in front of the central database
     Serve,
 
@@ -145,6 +149,29 @@ pub enum ConflictsCommand {
         /// Which version to keep
         #[arg(long, value_enum, value_name = "SIDE")]
         keep: Keep,
+    },
+}
+
+/// `quarantine` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum QuarantineCommand {
+    /// List the local changes the central refused, with its error
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Queue quarantined changes again (after fixing the cause); they are
+    /// pushed on the next sync
+    Retry {
+        /// Only this table
+        #[arg(long, value_name = "TABLE")]
+        table: Option<String>,
+
+        /// Only this node
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
     },
 }
 

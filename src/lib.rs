@@ -11,5 +11,8 @@ pub mod app;
 pub mod centrals;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod logging;
+pub mod metrics;

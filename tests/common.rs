@@ -321,3 +321,109 @@ pub fn query_text(c: &Connection, sql: &str) -> Vec<Vec<String>> {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the fault, replay, chaos and convergence suites.
+// ---------------------------------------------------------------------------
+
+/// A long-lived connection to the central database, for tests that write and
+/// read it many times (an "application" on the central).
+pub enum CentralConn {
+    Sqlite(Connection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Env {
+    /// A connection to the central (SQLite: 30 s busy timeout, so an
+    /// application write waits for edgesync's short transactions).
+    pub async fn central_conn(&self) -> CentralConn {
+        match self.backend {
+            Backend::Sqlite => {
+                let c = Connection::open(self.central_sqlite_path()).expect("central");
+                c.busy_timeout(std::time::Duration::from_secs(30))
+                    .expect("busy timeout");
+                CentralConn::Sqlite(c)
+            }
+            Backend::Postgres => CentralConn::Postgres(connect_pg(&self.central_url).await),
+        }
+    }
+
+    /// An edge file opened the way an application would (30 s busy timeout).
+    pub fn edge_app(&self, node: &str) -> Connection {
+        let c = self.edge(node);
+        c.busy_timeout(std::time::Duration::from_secs(30))
+            .expect("busy timeout");
+        c
+    }
+}
+
+impl CentralConn {
+    /// Run a script (per backend) in the connection's current transaction
+    /// state; the error text on failure.
+    pub async fn exec(&mut self, sqlite: &str, postgres: &str) -> Result<(), String> {
+        match self {
+            CentralConn::Sqlite(c) => c.execute_batch(sqlite).map_err(|e| e.to_string()),
+            CentralConn::Postgres(c) => sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_string()))
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Query rows, every column as text (`NULL` for null). PostgreSQL
+    /// queries must cast their columns to text.
+    pub async fn rows(&mut self, sqlite: &str, postgres: &str) -> Vec<Vec<String>> {
+        match self {
+            CentralConn::Sqlite(c) => query_text(c, sqlite),
+            CentralConn::Postgres(c) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(postgres.to_string()))
+                    .fetch_all(&mut *c)
+                    .await
+                    .expect("central query");
+                pg_text_rows(&rows)
+            }
+        }
+    }
+}
+
+/// PostgreSQL rows whose columns are all text, as strings (`NULL` for null).
+pub fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<String>> {
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.try_get::<Option<String>, _>(i)
+                        .expect("postgres test queries must cast columns to text")
+                        .unwrap_or_else(|| "NULL".into())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A seed for a randomized test: `var` from the environment if set (to
+/// replay a failure), else a fresh one. Always printed.
+pub fn seed_from_env(var: &str, test: &str) -> u64 {
+    let seed = match std::env::var(var) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={s:?} is not an unsigned integer")),
+        Err(_) => rand::random::<u64>(),
+    };
+    eprintln!("{test}: seed {seed} (replay with {var}={seed})");
+    seed
+}
+
+/// A count from the environment, or `default`.
+pub fn env_usize(var: &str, default: usize) -> usize {
+    match std::env::var(var) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={s:?} is not a count")),
+        Err(_) => default,
+    }
+}

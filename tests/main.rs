@@ -5,8 +5,14 @@
 mod common;
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod concurrency;
+mod conflicts;
+mod convergence;
+mod daemon;
 mod demo;
+mod faults;
 mod provisioning;
+mod replay;
 mod roundtrip;

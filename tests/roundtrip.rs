@@ -309,59 +309,116 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
         )
         .expect("edge writes");
     let e = env.engine_ok().await;
-    let stats = edgesync::engine::sync::sync_all(&e).await;
-    let notes = stats
+    let edge = &e.edges[0];
+    let notes = edge
+        .tables
         .iter()
-        .find(|s| s.table == "notes")
-        .expect("notes stats");
-    assert!(notes.error.is_some(), "the push should fail: {stats:?}");
-    let central = env
-        .central_rows(
+        .find(|t| t.edge == "notes")
+        .expect("notes");
+    let central_count = || {
+        env.central_rows(
             "SELECT count(*) FROM notes",
             "SELECT count(*)::text FROM notes",
         )
-        .await;
+    };
+
+    // 1. The central transaction is atomic: the whole batch fails, nothing
+    //    of it is written, and the edge's watermark does not move.
+    let batch = edge
+        .db
+        .read_changes(notes, 1000)
+        .await
+        .expect("read")
+        .expect("batch");
+    assert_eq!(batch.changes.len(), 3);
+    let err = e
+        .central
+        .push("a", notes, &batch)
+        .await
+        .expect_err("the batch must fail");
+    assert_eq!(err.kind(), edgesync_core::ErrorKind::Constraint, "{err}");
     assert_eq!(
-        central,
+        central_count().await,
         vec![vec!["0".to_string()]],
-        "a failed batch must leave the central unchanged"
+        "central unchanged"
     );
-    let pending = query_text(
-        &env.edge("a"),
-        "SELECT push_wm FROM es_state WHERE tbl = 'notes'",
-    );
+    let wm = || {
+        query_text(
+            &env.edge("a"),
+            "SELECT push_wm FROM es_state WHERE tbl = 'notes'",
+        )
+    };
     assert_eq!(
-        pending,
+        wm(),
         vec![vec!["0".to_string()]],
         "the push watermark must not move"
     );
-    // the other table kept syncing
-    assert!(stats
+
+    // 2. The engine routes around the poison row: the others flow, the bad
+    //    one is quarantined with the central's error, not dropped.
+    let stats = edgesync::engine::sync::sync_all(&e).await;
+    let s = stats
         .iter()
-        .find(|s| s.table == "items")
-        .expect("items")
-        .error
-        .is_none());
-    // fix the cause: drop the constraint, sync again
+        .find(|s| s.table == "notes")
+        .expect("notes stats");
+    assert!(s.error.is_none(), "{stats:?}");
+    assert_eq!((s.pushed, s.quarantined), (2, 1), "{stats:?}");
+    let bodies = || {
+        env.central_rows(
+            "SELECT body FROM notes ORDER BY id",
+            "SELECT body FROM notes ORDER BY id",
+        )
+    };
+    assert_eq!(
+        bodies().await,
+        vec![vec!["good".to_string()], vec!["also good".to_string()]]
+    );
+    let parked = edge.db.quarantined(notes).await.expect("list");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].key, "id=2");
+    assert!(
+        parked[0].error.contains("no_bad") || parked[0].error.contains("bad body"),
+        "{}",
+        parked[0].error
+    );
+    // later changes keep flowing past it
+    env.edge("a")
+        .execute_batch("INSERT INTO notes (id, body) VALUES (4, 'later');")
+        .expect("write");
+    env.sync_node("a").await;
+    assert_eq!(bodies().await.len(), 3);
+    // a central change to the quarantined key does not overwrite the local row
+    env.central_exec(
+        "INSERT INTO notes (id, body) VALUES (2, 'central two');",
+        "INSERT INTO notes (id, body) VALUES (2, 'central two');",
+    )
+    .await;
+    env.sync_node("a").await;
+    assert_eq!(
+        query_text(&env.edge("a"), "SELECT body FROM notes WHERE id = 2"),
+        vec![vec!["bad".to_string()]],
+        "a quarantined row keeps its local values until it is retried"
+    );
+
+    // 3. Once the cause is fixed, a retry on request pushes it, judged by the
+    //    table's policy against the central row written meanwhile.
     env.central_exec(
         "DROP TRIGGER no_bad;",
         "ALTER TABLE notes DROP CONSTRAINT no_bad;",
     )
     .await;
+    assert_eq!(edge.db.requeue_quarantined(notes).await.expect("retry"), 1);
+    assert!(edge.db.quarantined(notes).await.expect("list").is_empty());
     env.sync_all(1).await;
     let central = env
         .central_rows(
-            "SELECT body FROM notes ORDER BY id",
-            "SELECT body FROM notes ORDER BY id",
+            "SELECT id, body FROM notes ORDER BY id",
+            "SELECT id::text, body FROM notes ORDER BY id",
         )
         .await;
-    assert_eq!(
-        central,
-        vec![vec!["good"], vec!["bad"], vec!["also good"]]
-            .into_iter()
-            .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    );
+    let edge_rows = query_text(&env.edge("a"), "SELECT id, body FROM notes ORDER BY id");
+    assert_eq!(central, edge_rows, "converged after the retry");
+    assert_eq!(central.len(), 4);
 }
 
 async fn an_interrupted_initial_load_resumes_from_its_last_page(backend: Backend) {

@@ -35,8 +35,8 @@
 use async_trait::async_trait;
 
 use crate::change::{PullPage, PushBatch, PushResult};
-use crate::conflict::ConflictRecord;
-use crate::error::Result;
+use crate::conflict::{ConflictRecord, Keep};
+use crate::error::{Error, Result};
 use crate::schema::{QualifiedName, TableMapping, TableSchema};
 
 /// A provisioning statement with what it is for, so `--dry-run` output can
@@ -103,6 +103,39 @@ pub trait Central: Send + Sync {
 
     /// The conflict log, newest first; open (manual) ones only unless `all`.
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>>;
+
+    /// Settle open conflict `id` (`edgesync conflicts resolve`), in one
+    /// transaction, and return it as now recorded.
+    ///
+    /// - [`Keep::Local`]: the parked local row (or its delete) is written to
+    ///   the central table as a *central application write* would be — a new
+    ///   version, a fresh HLC tick, `es_origin` NULL — so that every node,
+    ///   the one whose push parked it included, pulls it.
+    /// - [`Keep::Central`]: nothing is written; the central's version stayed.
+    ///
+    /// Either way the conflict is closed (`open = false`) with its result
+    /// (the kept row) and the time of resolution. An unknown id is a
+    /// `Config` error, a conflict no longer open a `Constraint` error, both
+    /// naming the id.
+    async fn resolve_conflict(&self, id: i64, keep: Keep) -> Result<ConflictRecord> {
+        let _ = keep;
+        Err(Error::internal(format!(
+            "resolving conflict #{id}: not supported by the {} backend",
+            self.backend()
+        )))
+    }
+
+    /// Delete conflict log entries settled more than `older_than` ago
+    /// (`sync.conflict_retention`); open ones are kept whatever their age.
+    /// Returns how many were deleted. The engine calls it from its sync
+    /// cycle.
+    async fn purge_conflicts(&self, older_than: std::time::Duration) -> Result<u64> {
+        let _ = older_than;
+        Err(Error::internal(format!(
+            "purging the conflict log: not supported by the {} backend",
+            self.backend()
+        )))
+    }
 
     /// What the central knows about each node's pushes.
     async fn progress(&self) -> Result<Vec<NodeProgress>>;

@@ -37,6 +37,45 @@ pub struct PushBatch {
     pub hi: i64,
     /// The changes.
     pub changes: Vec<Change>,
+    /// The base values of each change, parallel to `changes`: the row as the
+    /// edge last synced it (at central version `base`), in mapping order.
+    /// `None` where no base is known (a new row, a row written before it was
+    /// ever synced). An empty list means no bases at all. The central uses
+    /// them for `field-merge` (only the columns that differ from the base are
+    /// the edge's changes, see [`crate::conflict::changed_columns`]) and
+    /// records them in the conflict log.
+    #[serde(default)]
+    pub bases: Vec<Option<Vec<Value>>>,
+}
+
+impl PushBatch {
+    /// A batch with no base values.
+    pub fn new(hi: i64, changes: Vec<Change>) -> PushBatch {
+        PushBatch {
+            hi,
+            changes,
+            bases: Vec::new(),
+        }
+    }
+
+    /// The first `n` changes (with their bases) as a batch of their own,
+    /// covering up to the last one's sequence. Used to isolate a change the
+    /// central refuses: every prefix is contiguous from the watermark, so
+    /// acknowledging it skips nothing.
+    pub fn prefix(&self, n: usize) -> PushBatch {
+        let n = n.clamp(1, self.changes.len().max(1));
+        let changes: Vec<Change> = self.changes.iter().take(n).cloned().collect();
+        PushBatch {
+            hi: changes.last().map_or(self.hi, |c| c.version),
+            changes,
+            bases: self.bases.iter().take(n).cloned().collect(),
+        }
+    }
+
+    /// The base values of `changes[i]`, if known.
+    pub fn base_of(&self, i: usize) -> Option<&[Value]> {
+        self.bases.get(i).and_then(|b| b.as_deref())
+    }
 }
 
 /// What became of one pushed change, in the batch's order.

@@ -34,7 +34,7 @@ pub mod value;
 
 pub use central::Central;
 pub use change::{Change, PullPage, PushBatch, PushOutcome};
-pub use conflict::{ConflictPolicy, ConflictRecord, DeleteMode, Direction};
+pub use conflict::{ConflictPolicy, ConflictRecord, DeleteMode, Direction, Keep};
 pub use error::{Error, ErrorKind, Result};
 pub use schema::{Column, ColumnMap, QualifiedName, TableMapping, TableSchema};
 pub use types::ColType;

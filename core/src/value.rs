@@ -80,6 +80,56 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// Do two values mean the same thing, as far as a conflict or a merge is
+    /// concerned? Stricter than nothing, looser than `==` only where the
+    /// databases normalise what they store:
+    ///
+    /// - decimals compare by number (`1.5` = `1.50`; the central's scale may
+    ///   pad what an edge wrote), also against an integer (an edge integer
+    ///   column mapped onto a central decimal);
+    /// - JSON compares as documents (`jsonb` re-serialises text);
+    /// - everything else as `==` (zoned timestamps by instant, floats by bit
+    ///   pattern).
+    pub fn same_as(&self, other: &Value) -> bool {
+        fn number(v: &Value) -> Option<String> {
+            let text = match v {
+                Value::Decimal(d) => canonical_decimal(d).ok()?,
+                Value::Int(i) => i.to_string(),
+                _ => return None,
+            };
+            // Canonical text has no redundant leading zeros and no "-0";
+            // dropping trailing fraction zeros leaves one spelling per number
+            // (except "-0.50" vs "-0.5", which both become "-0.5").
+            Some(match text.split_once('.') {
+                Some((int, frac)) => match frac.trim_end_matches('0') {
+                    "" if int == "-0" => "0".to_string(),
+                    "" => int.to_string(),
+                    frac => format!("{int}.{frac}"),
+                },
+                None => text,
+            })
+        }
+        fn document(v: &Value) -> Option<serde_json::Value> {
+            match v {
+                Value::Json(s) | Value::Text(s) => serde_json::from_str(s).ok(),
+                _ => None,
+            }
+        }
+        if self == other {
+            return true;
+        }
+        match (self, other) {
+            (Value::Decimal(_) | Value::Int(_), Value::Decimal(_) | Value::Int(_)) => {
+                number(self).is_some_and(|a| number(other) == Some(a))
+            }
+            (Value::Json(_), Value::Json(_) | Value::Text(_))
+            | (Value::Text(_), Value::Json(_)) => {
+                document(self).is_some_and(|a| document(other) == Some(a))
+            }
+            _ => false,
+        }
+    }
+
     /// A human-readable rendering for status output, conflict listings and
     /// error messages (not a wire format).
     pub fn display(&self) -> String {
@@ -291,6 +341,25 @@ mod tests {
         let back: Vec<Value> = serde_json::from_str(&json).expect("de");
         assert_eq!(vals, back);
         assert_ne!(Value::Null, Value::Text("null".into()));
+    }
+
+    #[test]
+    fn same_as_follows_what_databases_normalise() {
+        let d = |s: &str| Value::Decimal(s.into());
+        assert!(d("1.5").same_as(&d("1.5000000000")));
+        assert!(d("2.00").same_as(&Value::Int(2)));
+        assert!(Value::Int(2).same_as(&d("2")));
+        assert!(d("-0.00").same_as(&d("0")));
+        assert!(!d("1.5").same_as(&d("1.05")));
+        assert!(!d("10").same_as(&d("1")));
+        assert!(!d("100").same_as(&Value::Int(1)));
+        let j = |s: &str| Value::Json(s.into());
+        assert!(j("{\"a\": 1, \"b\": [1, 2]}").same_as(&j("{\"b\":[1,2],\"a\":1}")));
+        assert!(!j("{\"a\": 1}").same_as(&j("{\"a\": 2}")));
+        assert!(!Value::Text("1".into()).same_as(&Value::Int(1)));
+        assert!(!Value::Null.same_as(&Value::Text("".into())));
+        assert!(Value::Null.same_as(&Value::Null));
+        assert!(!Value::Null.same_as(&d("0")));
     }
 
     #[test]

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS {{schema}}.es_tombstones (
 CREATE INDEX IF NOT EXISTS es_tombstones_txid ON {{schema}}.es_tombstones (tbl, es_txid);
 ;;
 -- step: conflicts | the conflict log (every conflict, however resolved; manual ones stay open)
+-- base_json/local_json/central_json/result_json: JSON lists of [column, value].
+-- open: a manual conflict waiting for `edgesync conflicts resolve`;
+-- resolved_at: when it was settled (= at when the policy decided it); kept:
+-- the side `conflicts resolve` kept. Settled entries older than
+-- sync.conflict_retention are purged.
 CREATE TABLE IF NOT EXISTS {{schema}}.es_conflicts (
     id           bigserial   PRIMARY KEY,
     tbl          text        NOT NULL,
@@ -50,11 +55,20 @@ CREATE TABLE IF NOT EXISTS {{schema}}.es_conflicts (
     node         text        NOT NULL,
     strategy     text        NOT NULL,
     base_ver     bigint,
+    base_json    jsonb,
     local_json   jsonb,
     central_json jsonb,
     result_json  jsonb,
     local_hlc    bigint      NOT NULL,
     central_hlc  bigint      NOT NULL,
     at           timestamptz NOT NULL DEFAULT now(),
-    open         boolean     NOT NULL DEFAULT false
+    open         boolean     NOT NULL DEFAULT false,
+    resolved_at  timestamptz,
+    kept         text
 );
+;;
+-- step: conflicts_columns | conflict-log columns a log created by an older edgesync lacks
+ALTER TABLE {{schema}}.es_conflicts
+    ADD COLUMN IF NOT EXISTS base_json   jsonb,
+    ADD COLUMN IF NOT EXISTS resolved_at timestamptz,
+    ADD COLUMN IF NOT EXISTS kept        text;

@@ -28,6 +28,9 @@ CREATE INDEX IF NOT EXISTS {{txid_index}} ON {{table}} (es_txid);
 -- Every insert and update gets a new version and the writing transaction id.
 -- An application write also gets a fresh HLC stamp and loses any origin it
 -- tried to set, so only edgesync's own apply can claim to come from a node.
+-- An update's stamp is past the row's own (OLD.es_hlc + 1): a central write
+-- made after seeing an edge's write wins under last-write-wins even when that
+-- edge's wall clock ran hours ahead.
 -- A delete on a soft-delete table becomes "set es_deleted" (which is stamped
 -- like any update) and the row stays.
 CREATE OR REPLACE FUNCTION {{before_fn}}() RETURNS trigger LANGUAGE plpgsql AS $es$
@@ -58,8 +61,9 @@ $es$;
 ;;
 -- step: after_fn | trigger function keeping the tombstones of {{table_name}}
 -- A (re)inserted key clears its tombstone. An application delete, or an
--- application update that changes the key, writes a tombstone for the old key
--- (edgesync's own apply writes its tombstones itself, with the node's origin).
+-- application update that changes the key, writes a tombstone for the old key,
+-- stamped past the row's own HLC stamp (edgesync's own apply writes its
+-- tombstones itself, with the node's origin).
 CREATE OR REPLACE FUNCTION {{after_fn}}() RETURNS trigger LANGUAGE plpgsql AS $es$
 DECLARE
     applying boolean := coalesce(current_setting('edgesync.applying', true), '') = 'on';
@@ -70,7 +74,8 @@ BEGIN
     IF NOT applying AND (TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND {{key_changed}})) THEN
         INSERT INTO {{schema}}.es_tombstones AS ts (tbl, key, es_ver, es_txid, es_hlc, es_origin, es_oseq)
         VALUES ({{tbl}}, {{key_json_old}}, nextval({{seq}}), txid_current(),
-                floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint << 16, NULL, NULL)
+                greatest(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint << 16,
+                         OLD.es_hlc + 1), NULL, NULL)
         ON CONFLICT (tbl, key) DO UPDATE
             SET es_ver = excluded.es_ver, es_txid = excluded.es_txid, es_hlc = excluded.es_hlc,
                 es_origin = NULL, es_oseq = NULL;

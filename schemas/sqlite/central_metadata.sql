@@ -49,9 +49,12 @@ CREATE TABLE IF NOT EXISTS es_tombstones (
 CREATE INDEX IF NOT EXISTS es_tombstones_ver ON es_tombstones (tbl, es_ver);
 ;;
 -- es_conflicts: the conflict log. Every conflict, however resolved, with the
--- base version, the edge's, the central's and the resulting values (JSON
--- lists of [column, value]) and both clock stamps. open = 1 while a manual
--- conflict waits for `edgesync conflicts resolve`.
+-- base version and values, the edge's, the central's and the resulting values
+-- (JSON lists of [column, value]) and both clock stamps. open = 1 while a
+-- manual conflict waits for `edgesync conflicts resolve`; resolved_at is when
+-- it was settled (= at for a conflict the policy decided) and kept which side
+-- `conflicts resolve` kept. Settled entries older than sync.conflict_retention
+-- are purged.
 CREATE TABLE IF NOT EXISTS es_conflicts (
   id           INTEGER PRIMARY KEY,
   tbl          TEXT    NOT NULL,
@@ -59,11 +62,15 @@ CREATE TABLE IF NOT EXISTS es_conflicts (
   node         TEXT    NOT NULL,
   strategy     TEXT    NOT NULL,
   base_ver     INTEGER,
+  base_json    TEXT,
   local_json   TEXT,
   central_json TEXT,
   result_json  TEXT,
   local_hlc    INTEGER NOT NULL,
   central_hlc  INTEGER NOT NULL,
   at           TEXT    NOT NULL,
-  open         INTEGER NOT NULL DEFAULT 0
+  open         INTEGER NOT NULL DEFAULT 0,
+  resolved_at  TEXT,
+  kept         TEXT
 );
+

@@ -6,6 +6,10 @@
 -- Each write takes the next central version from es_ctl.seq (one writer at a
 -- time, so versions are assigned in commit order) and a clock tick:
 --   hlc = MAX((now_ms + clock_skew_ms) << 16, hlc + 1)
+-- An UPDATE also ticks past the row's own stamp (OLD.es_hlc + 1): a central
+-- write made after seeing an edge's write sorts after it under
+-- last-write-wins, however far ahead that edge's wall clock was. (es_ctl.hlc
+-- already follows every pushed stamp; this keeps it true row by row.)
 
 -- After an INSERT: stamp the row as a central write and drop any tombstone of
 -- its key (a re-insert supersedes the delete).
@@ -39,7 +43,8 @@ BEGIN
    WHERE NOT ({{key_unchanged}});
   UPDATE es_ctl
      SET seq = seq + 1,
-         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1,
+                   OLD.es_hlc + 1);
   UPDATE {{table}}
      SET es_ver = (SELECT seq FROM es_ctl),
          es_hlc = (SELECT hlc FROM es_ctl),

@@ -15,7 +15,10 @@
 -- Before an INSERT: remember the conflict base (es_cver) of the row an
 -- INSERT OR REPLACE is about to replace, or of a row deleted earlier whose
 -- delete has not been pushed yet, so the new row keeps it and a
--- delete-then-reinsert reaches the central as the update it is.
+-- delete-then-reinsert reaches the central as the update it is. (The values
+-- of a replaced row are not kept in es_base: that would cost every plain
+-- INSERT a statement. An upsert written INSERT ... ON CONFLICT DO UPDATE goes
+-- through the update trigger below and keeps them.)
 CREATE TRIGGER {{trg_stash}} BEFORE INSERT ON {{table}}
 WHEN (SELECT applying FROM es_ctl) = 0
 BEGIN
@@ -44,12 +47,18 @@ END;
 ;;
 -- After an UPDATE by the application. The stamping UPDATE below changes
 -- es_ver, so "NEW.es_ver IS OLD.es_ver" keeps this trigger from firing on it.
+-- The first local change of a clean row keeps the row as it was synced in
+-- es_base (the conflict base); later changes keep that first base.
 -- When the key changed, the old key gets a tombstone (with its own sequence,
 -- before the row's) so the central deletes it; the row under its new key takes
 -- the base of a pending tombstone for that key, if any, else none.
 CREATE TRIGGER {{trg_update}} AFTER UPDATE ON {{table}}
 WHEN (SELECT applying FROM es_ctl) = 0 AND NEW.es_ver IS OLD.es_ver
 BEGIN
+  INSERT OR IGNORE INTO es_base (tbl, key, cver, row)
+  SELECT {{tbl}}, {{old_key_json}}, OLD.es_cver, {{old_row_json}}
+   WHERE OLD.es_cver IS NOT NULL
+     AND OLD.es_ver <= COALESCE((SELECT s.push_wm FROM es_state AS s WHERE s.tbl = {{tbl}}), 0);
   UPDATE es_ctl
      SET seq = seq + 1,
          hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1)

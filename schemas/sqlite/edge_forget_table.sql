@@ -1,4 +1,10 @@
--- edgesync: forget a table's pending deletes and sync state (deinit-sync).
+-- edgesync: forget a table's pending deletes, conflict bases, quarantined
+-- changes and sync state
+-- (deinit-sync).
 DELETE FROM es_tombstones WHERE tbl = {{tbl}};
 ;;
+DELETE FROM es_base WHERE tbl = {{tbl}};
+;;
 DELETE FROM es_state WHERE tbl = {{tbl}};
+;;
+DELETE FROM es_quarantine WHERE tbl = {{tbl}};

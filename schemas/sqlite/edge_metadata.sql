@@ -55,3 +55,20 @@ CREATE TABLE IF NOT EXISTS es_tombstones (
 );
 ;;
 CREATE INDEX IF NOT EXISTS es_tombstones_ver ON es_tombstones (tbl, es_ver);
+;;
+-- es_base: the conflict base of rows changed locally since they were last
+-- synced: their values as of central version cver, captured by the triggers
+-- on the first local UPDATE or DELETE of a clean row (es_ver <= push_wm, synced
+-- at least once). key is the same JSON array of the key values as in
+-- es_tombstones; row is a JSON array of the synced column values in mapping
+-- order (bytes as hex, floats as 17-digit text). Pushes send it along, so the
+-- central can merge per column (field-merge) and log the base of every
+-- conflict. Removed once the central has acknowledged the row; plain INSERTs
+-- never touch it.
+CREATE TABLE IF NOT EXISTS es_base (
+  tbl   TEXT    NOT NULL,
+  key   TEXT    NOT NULL,
+  cver  INTEGER NOT NULL,
+  row   TEXT    NOT NULL,
+  PRIMARY KEY (tbl, key)
+);

@@ -16,6 +16,16 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
         .map_err(|e| D::Error::custom(format_args!("invalid duration {s:?}: {e}")))
 }
 
+/// An optional duration written the humantime way.
+pub(super) fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) => humantime::parse_duration(s.trim())
+            .map(Some)
+            .map_err(|e| D::Error::custom(format_args!("invalid duration {s:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
 /// An enum written as its (kebab/lower-case) name.
 pub(super) fn via_str<'de, D, T>(d: D) -> Result<T, D::Error>
 where

@@ -18,7 +18,7 @@ const CONFIG_VAR: &str = "EDGESYNC_CONFIG";
 
 /// Sections whose keys environment variables may set. `[[edge]]` and
 /// `[[table]]` are lists and only come from the file.
-const ENV_SECTIONS: &[&str] = &["central", "sync", "log", "serve"];
+const ENV_SECTIONS: &[&str] = &["central", "sync", "log", "serve", "metrics"];
 
 /// Keys of `[central]` that would hold a secret; `<key>_env` and
 /// `<key>_file` are the ways to give it.
@@ -220,7 +220,7 @@ fn env_overrides(
                 var,
                 format!(
                     "[{section}] cannot be set from the environment; only keys of [central], \
-                     [sync], [log] and [serve] can (EDGESYNC_<SECTION>__<KEY>)"
+                     [sync], [log], [serve] and [metrics] can (EDGESYNC_<SECTION>__<KEY>)"
                 ),
             ));
             continue;

@@ -53,10 +53,18 @@ pub const MAX_ROWS: usize = 1_000_000;
 pub const DEFAULT_CONFLICT: ConflictPolicy = ConflictPolicy::ServerWins;
 /// Default `sync.retry_max`: the longest wait between retries after a failure.
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+/// Default `sync.conflict_retention`: how long settled conflicts stay in the
+/// conflict log.
+pub const DEFAULT_CONFLICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default `log.level`.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Default `serve.listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+/// Default `metrics.listen`: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
+/// Shortest default `metrics.healthz_window` (the default is three
+/// `sync.interval`s, but never less than this).
+pub const MIN_HEALTHZ_WINDOW: Duration = Duration::from_secs(60);
 /// URL schemes `central.url` may use.
 pub const KNOWN_SCHEMES: &[&str] = &[
     "sqlite",
@@ -89,6 +97,10 @@ pub struct Config {
     /// `[serve]`: hub mode (`edgesync serve`) only; absent on edge gateways.
     #[serde(default)]
     pub serve: Option<ServeConfig>,
+    /// `[metrics]`: the Prometheus and `/healthz` endpoint of `run`; absent
+    /// means no endpoint.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[central]`: where the central database is and how to log in.
@@ -158,13 +170,22 @@ pub struct SyncConfig {
     /// default 5000.
     pub page_rows: usize,
     /// Conflict policy for tables that do not set their own: `server-wins`
-    /// (default), `client-wins` or `last-write-wins`.
+    /// (default), `client-wins`, `last-write-wins` (by hybrid logical
+    /// clock), `field-merge` (three-way merge per column) or `manual`
+    /// (central value kept, conflict parked for `edgesync conflicts
+    /// resolve`).
     #[serde(deserialize_with = "de::via_str")]
     pub conflict: ConflictPolicy,
     /// Longest wait between retries after a failure (the wait grows after
     /// each failure, up to this). Default `"5m"`.
     #[serde(deserialize_with = "de::duration")]
     pub retry_max: Duration,
+    /// How long a settled conflict stays in the conflict log (`conflicts
+    /// list --all`), counted from when it was settled; older ones are
+    /// purged during sync. Open (manual) conflicts are never purged.
+    /// Default `"30d"`.
+    #[serde(deserialize_with = "de::duration")]
+    pub conflict_retention: Duration,
 }
 
 impl Default for SyncConfig {
@@ -175,6 +196,7 @@ impl Default for SyncConfig {
             page_rows: DEFAULT_PAGE_ROWS,
             conflict: DEFAULT_CONFLICT,
             retry_max: DEFAULT_RETRY_MAX,
+            conflict_retention: DEFAULT_CONFLICT_RETENTION,
         }
     }
 }
@@ -198,8 +220,9 @@ pub struct TableConfig {
     /// edges).
     #[serde(default = "default_direction", deserialize_with = "de::via_str")]
     pub direction: Direction,
-    /// Conflict policy for this table: `server-wins`, `client-wins` or
-    /// `last-write-wins`. Default: `sync.conflict`.
+    /// Conflict policy for this table: `server-wins`, `client-wins`,
+    /// `last-write-wins`, `field-merge` or `manual`. Default:
+    /// `sync.conflict`.
     #[serde(default, deserialize_with = "de::via_str_opt")]
     pub conflict: Option<ConflictPolicy>,
     /// What a delete does: `soft` (default; the row stays with its
@@ -278,6 +301,35 @@ pub struct ServeConfig {
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
+}
+
+/// `[metrics]`: what `edgesync run` serves over plain HTTP for monitoring:
+/// `/metrics` (Prometheus text format) and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port to listen on, e.g. `"127.0.0.1:9187"` (the
+    /// default). The endpoint has no authentication: keep it on loopback or
+    /// a management network.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+    /// How long an edge may go without a successful sync before `/healthz`
+    /// answers 503 and names it, e.g. `"5m"`. Default: three
+    /// `sync.interval`s, but at least 60 s.
+    #[serde(default, deserialize_with = "de::duration_opt")]
+    pub healthz_window: Option<Duration>,
+}
+
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_string()
+}
+
+impl MetricsConfig {
+    /// `healthz_window`, or its default for `interval`.
+    pub fn healthz_window(&self, interval: Duration) -> Duration {
+        self.healthz_window
+            .unwrap_or_else(|| interval.saturating_mul(3).max(MIN_HEALTHZ_WINDOW))
+    }
 }
 
 /// A config as loaded: the settings and the file they came from.

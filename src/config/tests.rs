@@ -85,6 +85,7 @@ fn defaults_apply() {
     assert_eq!(c.sync.batch_rows, 5000);
     assert_eq!(c.sync.page_rows, 5000);
     assert_eq!(c.sync.retry_max, Duration::from_secs(300));
+    assert_eq!(c.sync.conflict_retention, Duration::from_secs(30 * 86_400));
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Auto);
     let t = &c.tables[0];
@@ -117,6 +118,7 @@ batch_rows = 100
 page_rows = 200
 conflict = "last-write-wins"
 retry_max = "1h"
+conflict_retention = "90d"
 
 [[table]]
 name = "orders"
@@ -136,6 +138,7 @@ format = "json"
     assert_eq!(c.sync.interval, Duration::from_secs(90));
     assert_eq!(c.sync.conflict, ConflictPolicy::LastWriteWins);
     assert_eq!(c.sync.retry_max, Duration::from_secs(3600));
+    assert_eq!(c.sync.conflict_retention, Duration::from_secs(90 * 86_400));
     assert_eq!(c.edges[0].params["store_no"], "42");
     let t = &c.tables[0];
     assert_eq!(t.central_name(), "sales.orders");
@@ -466,6 +469,7 @@ fn validation_names_sync_problems() {
     c.sync.page_rows = MAX_ROWS + 1;
     c.sync.interval = Duration::ZERO;
     c.sync.conflict = ConflictPolicy::Manual;
+    c.sync.conflict_retention = Duration::ZERO;
     let err = invalid(&c);
     assert_eq!(
         keys(&err),
@@ -473,12 +477,12 @@ fn validation_names_sync_problems() {
             "sync.batch_rows",
             "sync.page_rows",
             "sync.interval",
-            "sync.conflict"
+            "sync.conflict_retention"
         ]
     );
-    assert!(problem(&err, "sync.conflict")
+    assert!(problem(&err, "sync.conflict_retention")
         .message
-        .contains("not supported yet (see the conflicts issue); use server-wins, client-wins or last-write-wins"));
+        .contains("longer than zero"));
     c.sync = SyncConfig {
         batch_rows: MAX_ROWS,
         page_rows: 1,
@@ -527,9 +531,10 @@ key = ["id", "es_ver", "id"]
     );
     let err = invalid(&c);
     assert!(problem(&err, "table[0].key").message.contains("empty"));
-    assert!(problem(&err, "table[0].conflict")
-        .message
-        .contains("\"field-merge\" is not supported yet"));
+    assert!(
+        !keys(&err).contains(&"table[0].conflict"),
+        "field-merge is a supported policy"
+    );
     let filter: Vec<&Problem> = err
         .problems()
         .iter()
@@ -667,4 +672,59 @@ fn filter_params_skip_strings_and_casts() {
         ["a", "b_2"]
     );
     assert!(filter_params("x = 1").is_empty());
+}
+
+#[test]
+fn metrics_section_parses_and_is_checked() {
+    let c = parse(MINIMAL);
+    assert!(c.metrics.is_none(), "no endpoint unless asked for");
+    let c = parse(&format!("{MINIMAL}\n[metrics]\n"));
+    let m = c.metrics.as_ref().expect("metrics");
+    assert_eq!(m.listen, DEFAULT_METRICS_LISTEN);
+    assert_eq!(
+        m.healthz_window(Duration::from_secs(10)),
+        MIN_HEALTHZ_WINDOW
+    );
+    assert_eq!(
+        m.healthz_window(Duration::from_secs(60)),
+        Duration::from_secs(180)
+    );
+    c.validate().expect("defaults are valid");
+
+    let c = parse(&format!(
+        "{MINIMAL}\n[metrics]\nlisten = \"0.0.0.0:9999\"\nhealthz_window = \"90s\"\n"
+    ));
+    let m = c.metrics.as_ref().expect("metrics");
+    assert_eq!(
+        m.healthz_window(Duration::from_secs(600)),
+        Duration::from_secs(90)
+    );
+
+    let mut bad = c.clone();
+    if let Some(m) = bad.metrics.as_mut() {
+        m.listen = "localhost:9187".into();
+        m.healthz_window = Some(Duration::ZERO);
+    }
+    let err = invalid(&bad);
+    assert!(problem(&err, "metrics.listen")
+        .message
+        .contains("127.0.0.1:9187"));
+    problem(&err, "metrics.healthz_window");
+
+    let err = parse_err(&format!(
+        "{MINIMAL}\n[metrics]\nhealthz_window = \"soon\"\n"
+    ));
+    problem(&err, "metrics.healthz_window");
+    let err = parse_err(&format!("{MINIMAL}\n[metrics]\nport = 9187\n"));
+    assert!(err.to_string().contains("port"), "{err}");
+
+    let c = Config::from_toml(
+        &format!("{MINIMAL}\n[metrics]\n"),
+        env(&[("EDGESYNC_METRICS__LISTEN", "127.0.0.1:1234")]),
+    )
+    .expect("override");
+    assert_eq!(
+        c.metrics.as_ref().map(|m| m.listen.as_str()),
+        Some("127.0.0.1:1234")
+    );
 }

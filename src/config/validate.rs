@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use edgesync_core::names::is_reserved;
-use edgesync_core::{ConflictPolicy, QualifiedName};
+use edgesync_core::QualifiedName;
 
 use super::{
-    secret, CentralConfig, Config, ConfigError, EdgeConfig, LogConfig, Problem, ServeConfig,
-    SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_ROWS,
+    secret, CentralConfig, Config, ConfigError, EdgeConfig, LogConfig, MetricsConfig, Problem,
+    ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_ROWS,
 };
 
 /// Longest node id.
@@ -31,6 +31,9 @@ impl Config {
         check_log(&self.log, &mut v);
         if let Some(serve) = &self.serve {
             check_serve(serve, &mut v);
+        }
+        if let Some(metrics) = &self.metrics {
+            check_metrics(metrics, &mut v);
         }
         ConfigError::invalid(None, v)
     }
@@ -273,17 +276,10 @@ fn check_sync(s: &SyncConfig, v: &mut Vec<Problem>) {
             "must be longer than zero, e.g. \"5m\"",
         ));
     }
-    check_policy("sync.conflict", s.conflict, v);
-}
-
-fn check_policy(key: &str, policy: ConflictPolicy, v: &mut Vec<Problem>) {
-    if matches!(policy, ConflictPolicy::FieldMerge | ConflictPolicy::Manual) {
+    if s.conflict_retention.is_zero() {
         v.push(Problem::new(
-            key,
-            format!(
-                "\"{policy}\" is not supported yet (see the conflicts issue); use server-wins, \
-                 client-wins or last-write-wins"
-            ),
+            "sync.conflict_retention",
+            "must be longer than zero, e.g. \"30d\" (settled conflicts are kept this long)",
         ));
     }
 }
@@ -322,9 +318,6 @@ fn check_tables(config: &Config, v: &mut Vec<Problem>) {
             check_central_name(i, t, &mut centrals, v);
         }
         check_key(i, t, v);
-        if let Some(policy) = t.conflict {
-            check_policy(&key("conflict"), policy, v);
-        }
         check_columns(i, t, v);
         if let Some(filter) = &t.filter {
             check_filter(i, filter, &config.edges, v);
@@ -533,5 +526,26 @@ fn check_serve(s: &ServeConfig, v: &mut Vec<Problem>) {
                 "empty path; name the PEM file",
             ));
         }
+    }
+}
+
+fn check_metrics(m: &MetricsConfig, v: &mut Vec<Problem>) {
+    // The daemon binds it itself, so it must be a literal address (no
+    // host name lookups at startup, when DNS may be down).
+    if m.listen.trim().parse::<SocketAddr>().is_err() {
+        v.push(Problem::new(
+            "metrics.listen",
+            format!(
+                "{:?} is not an address; write ip:port, e.g. \"127.0.0.1:9187\"",
+                m.listen
+            ),
+        ));
+    }
+    if m.healthz_window.is_some_and(|w| w.is_zero()) {
+        v.push(Problem::new(
+            "metrics.healthz_window",
+            "must be longer than zero, e.g. \"5m\"; remove it for the default \
+             (3 × sync.interval, at least 60s)",
+        ));
     }
 }

@@ -2,10 +2,12 @@
 //! the adapters.
 //!
 //! The engine owns no SQL. It resolves the config against the databases
-//! ([`mapping`]), asks adapters for provisioning plans ([`provision`]), and
-//! drives push and pull batches ([`sync`]), relying on the adapter contract
-//! in `edgesync_core::central` for atomicity and exactly-once delivery.
+//! ([`mapping`]), asks adapters for provisioning plans ([`provision`]),
+//! drives push and pull batches ([`sync`]) and serves the conflict log and
+//! manual queue ([`conflicts`]), relying on the adapter contract in
+//! `edgesync_core::central` for atomicity and exactly-once delivery.
 
+pub mod conflicts;
 pub mod mapping;
 pub mod provision;
 pub mod status;
@@ -42,6 +44,9 @@ pub struct Engine {
     pub central_tables: Vec<mapping::CentralTable>,
     /// The selected edges.
     pub edges: Vec<Edge>,
+    /// When this engine last purged the conflict log (see
+    /// [`conflicts::purge_if_due`]).
+    pub last_purge: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Which edges and tables a command works on.
@@ -133,6 +138,7 @@ impl Engine {
             central,
             central_tables,
             edges,
+            last_purge: std::sync::Mutex::new(None),
         })
     }
 

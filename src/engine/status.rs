@@ -28,6 +28,8 @@ pub struct TableStatus {
     pub last_error: Option<String>,
     /// When that error happened.
     pub last_error_at: Option<String>,
+    /// Local changes the central refused (see `edgesync quarantine list`).
+    pub quarantined: i64,
 }
 
 /// The whole report.
@@ -44,7 +46,11 @@ pub struct Report {
 impl Report {
     /// Does something need a person's attention (errors, open conflicts)?
     pub fn needs_attention(&self) -> bool {
-        self.open_conflicts > 0 || self.tables.iter().any(|t| t.last_error.is_some())
+        self.open_conflicts > 0
+            || self
+                .tables
+                .iter()
+                .any(|t| t.last_error.is_some() || t.quarantined > 0)
     }
 }
 
@@ -64,6 +70,7 @@ pub async fn report(engine: &Engine) -> Result<Report> {
                 last_pull: s.last_pull,
                 last_error: s.last_error,
                 last_error_at: s.last_error_at,
+                quarantined: s.quarantined,
             });
         }
     }
@@ -77,10 +84,11 @@ pub async fn report(engine: &Engine) -> Result<Report> {
 
 /// Render the report as a fixed-width table.
 pub fn render(report: &Report) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "NODE".into(),
         "TABLE".into(),
         "PENDING".into(),
+        "QUARANTINED".into(),
         "LAST PUSH".into(),
         "LAST PULL".into(),
         "LAST ERROR".into(),
@@ -90,6 +98,7 @@ pub fn render(report: &Report) -> String {
             t.node.clone(),
             t.table.clone(),
             t.pending.to_string(),
+            t.quarantined.to_string(),
             t.last_push.clone().unwrap_or_else(|| "never".into()),
             match (&t.last_pull, t.initial_load_complete) {
                 (Some(p), _) => p.clone(),
@@ -99,7 +108,7 @@ pub fn render(report: &Report) -> String {
             t.last_error.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -109,7 +118,7 @@ pub fn render(report: &Report) -> String {
     for r in &rows {
         let mut line = String::new();
         for (i, (c, w)) in r.iter().zip(widths.iter()).enumerate() {
-            if i == 5 {
+            if i == 6 {
                 line.push_str(c);
             } else {
                 let _ = write!(line, "{c:<w$}  ");

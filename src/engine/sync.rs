@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use edgesync_core::{Central, TableMapping};
+use edgesync_core::{Central, ErrorKind, PushBatch, TableMapping};
 use edgesync_sqlite::EdgeDb;
 use tracing::{info, warn};
 
@@ -31,11 +31,21 @@ pub struct TableStats {
     pub pulled: usize,
     /// Pull pages fetched.
     pub pull_pages: usize,
+    /// Local changes the central refused, set aside in the edge's
+    /// quarantine so the rest keep flowing.
+    pub quarantined: usize,
     /// The error that stopped this table, if any.
     pub error: Option<String>,
 }
 
 /// Push every pending local change of one table, batch by batch.
+///
+/// A batch the central refuses because of its *data* (a constraint the edge
+/// does not have, a value out of the central's range) does not block the
+/// table: the longest prefix the central accepts is pushed, found by halving,
+/// and a single refused change is quarantined on the edge with the central's
+/// error (`edgesync quarantine list`), so every later change keeps flowing.
+/// Connection and other failures stop the table and are retried next cycle.
 pub async fn push_table(
     central: &dyn Central,
     db: &EdgeDb,
@@ -45,18 +55,80 @@ pub async fn push_table(
     stats: &mut TableStats,
 ) -> Result<()> {
     while let Some(batch) = db.read_changes(table, batch_rows).await? {
-        let result = central.push(node, table, &batch).await.with_context(|| {
-            format!(
-                "pushing {} changes of table {}",
-                batch.changes.len(),
-                table.edge
-            )
-        })?;
-        db.ack_push(table, &batch, &result).await?;
-        stats.pushed += batch.changes.len();
-        stats.push_batches += 1;
-        stats.conflicts += result.conflicts;
+        match central.push(node, table, &batch).await {
+            Ok(result) => acknowledge(db, table, &batch, &result, stats).await?,
+            Err(e) if refuses_data(&e) => {
+                isolate(central, db, node, table, &batch, e, stats).await?
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "pushing {} changes of table {}",
+                        batch.changes.len(),
+                        table.edge
+                    )
+                })
+            }
+        }
     }
+    Ok(())
+}
+
+/// Errors caused by the rows themselves, which quarantine can route around.
+fn refuses_data(e: &edgesync_core::Error) -> bool {
+    matches!(e.kind(), ErrorKind::Constraint | ErrorKind::Value)
+}
+
+async fn acknowledge(
+    db: &EdgeDb,
+    table: &TableMapping,
+    batch: &PushBatch,
+    result: &edgesync_core::change::PushResult,
+    stats: &mut TableStats,
+) -> Result<()> {
+    db.ack_push(table, batch, result).await?;
+    stats.pushed += batch.changes.len();
+    stats.push_batches += 1;
+    stats.conflicts += result.conflicts;
+    Ok(())
+}
+
+/// Make progress past a refused batch: push ever shorter prefixes until one
+/// is accepted (and acknowledged), or quarantine the first change when it is
+/// refused alone. Either way the watermark moves, so the caller's loop goes
+/// on with the rest.
+async fn isolate(
+    central: &dyn Central,
+    db: &EdgeDb,
+    node: &str,
+    table: &TableMapping,
+    batch: &PushBatch,
+    mut error: edgesync_core::Error,
+    stats: &mut TableStats,
+) -> Result<()> {
+    let mut n = batch.changes.len();
+    while n > 1 {
+        n = n.div_ceil(2);
+        let prefix = batch.prefix(n);
+        match central.push(node, table, &prefix).await {
+            Ok(result) => return acknowledge(db, table, &prefix, &result, stats).await,
+            Err(e) if refuses_data(&e) => error = e,
+            Err(e) => {
+                return Err(e).with_context(|| format!("pushing table {}", table.edge));
+            }
+        }
+    }
+    let Some(change) = batch.changes.first() else {
+        return Ok(());
+    };
+    let message = format!("{error:#}");
+    warn!(
+        table = %table.edge,
+        key = %table.describe_key(&change.key),
+        "the central refused a change; quarantined so the rest can flow: {message}"
+    );
+    db.quarantine(table, change, &message).await?;
+    stats.quarantined += 1;
     Ok(())
 }
 
@@ -156,12 +228,14 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
     all
 }
 
-/// One cycle over every selected edge.
+/// One cycle over every selected edge, then the conflict log's retention
+/// (see [`super::conflicts::purge_if_due`]).
 pub async fn sync_all(engine: &Engine) -> Vec<TableStats> {
     let mut out = Vec::new();
     for edge in &engine.edges {
         out.extend(sync_edge(engine, edge).await);
     }
+    super::conflicts::purge_if_due(engine).await;
     out
 }
 

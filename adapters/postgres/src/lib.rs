@@ -16,9 +16,10 @@
 //!   gap timeout, no wall clock.
 //! - **Exactly-once, set-based pushes.** A batch is one transaction: the
 //!   node's `es_nodes` row is locked, replays are answered from the current
-//!   rows, fresh changes are decided by [`edgesync_core::conflict::resolve`]
-//!   against rows locked `FOR UPDATE`, and written with one statement per kind
-//!   (update, insert, delete) over `UNNEST`ed arrays, whatever the batch size.
+//!   rows, fresh changes are decided by [`edgesync_core::conflict::decide`]
+//!   (field-merge included) against rows locked `FOR UPDATE`, and written
+//!   with one statement per kind (update, insert, delete) over `UNNEST`ed
+//!   arrays, whatever the batch size. `conflicts resolve` is `resolve.rs`.
 //!   The transaction sets `edgesync.applying` so the triggers keep the node's
 //!   origin (the echo guard) while an application can never forge one.
 //! - **Exact values.** Decimals and JSON cross as text, never `f64`; every
@@ -40,7 +41,8 @@ use async_trait::async_trait;
 use edgesync_core::central::{NodeProgress, Statement};
 use edgesync_core::change::PushResult;
 use edgesync_core::{
-    Central, ConflictRecord, PullPage, PushBatch, QualifiedName, Result, TableMapping, TableSchema,
+    Central, ConflictRecord, Keep, PullPage, PushBatch, QualifiedName, Result, TableMapping,
+    TableSchema,
 };
 use sqlx::PgPool;
 
@@ -50,6 +52,7 @@ mod meta;
 mod provision;
 mod pull;
 mod push;
+mod resolve;
 mod schema;
 mod sql;
 mod types;
@@ -141,6 +144,14 @@ impl Central for PgCentral {
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {
         meta::conflicts(&self.pool, all, limit).await
+    }
+
+    async fn resolve_conflict(&self, id: i64, keep: Keep) -> Result<ConflictRecord> {
+        resolve::resolve_conflict(&self.pool, id, keep).await
+    }
+
+    async fn purge_conflicts(&self, older_than: std::time::Duration) -> Result<u64> {
+        meta::purge_conflicts(&self.pool, older_than).await
     }
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use edgesync_core::central::NodeProgress;
-use edgesync_core::{ConflictPolicy, ConflictRecord, Error, Result, TableMapping, Value};
+use edgesync_core::{ConflictPolicy, ConflictRecord, Error, Keep, Result, TableMapping, Value};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
 use crate::error::ctx;
@@ -22,7 +22,9 @@ pub struct ConflictEntry {
     /// Key columns and values.
     pub key: NamedRow,
     /// The edge's base version.
-    pub base: Option<i64>,
+    pub base_version: Option<i64>,
+    /// The edge's base row (`None` = unknown, e.g. insert/insert).
+    pub base: Option<NamedRow>,
     /// The edge's row (`None` = deleted).
     pub local: Option<NamedRow>,
     /// The central row before resolution (`None` = deleted or absent).
@@ -57,9 +59,11 @@ pub async fn log_conflicts(
         return Ok(());
     }
     let mut keys = Vec::new();
-    let (mut locals, mut centrals, mut results) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bases, mut locals, mut centrals, mut results) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for e in entries {
         keys.push(json(&Some(e.key.clone()))?);
+        bases.push(json(&e.base)?);
         locals.push(json(&e.local)?);
         centrals.push(json(&e.central)?);
         results.push(json(&e.result)?);
@@ -73,7 +77,8 @@ pub async fn log_conflicts(
     let strategy = p.text(table.conflict.as_str());
     let arrays = [
         p.array(ColumnArray::Text(keys), "text"),
-        p.array(ints(&|e| e.base), "bigint"),
+        p.array(ints(&|e| e.base_version), "bigint"),
+        p.array(ColumnArray::Text(bases), "text"),
         p.array(ColumnArray::Text(locals), "text"),
         p.array(ColumnArray::Text(centrals), "text"),
         p.array(ColumnArray::Text(results), "text"),
@@ -85,11 +90,11 @@ pub async fn log_conflicts(
         ),
     ];
     let query = format!(
-        "INSERT INTO {log} (tbl, key_json, node, strategy, base_ver, local_json, central_json,
-                            result_json, local_hlc, central_hlc, open)
-         SELECT {tbl}, u.k::jsonb, {node}, {strategy}, u.b, u.l::jsonb, u.c::jsonb, u.r::jsonb,
-                u.lh, u.ch, u.o
-           FROM unnest({arrays}) AS u(k, b, l, c, r, lh, ch, o)",
+        "INSERT INTO {log} (tbl, key_json, node, strategy, base_ver, base_json, local_json,
+                            central_json, result_json, local_hlc, central_hlc, open, resolved_at)
+         SELECT {tbl}, u.k::jsonb, {node}, {strategy}, u.b, u.bj::jsonb, u.l::jsonb, u.c::jsonb,
+                u.r::jsonb, u.lh, u.ch, u.o, CASE WHEN u.o THEN NULL ELSE now() END
+           FROM unnest({arrays}) AS u(k, b, bj, l, c, r, lh, ch, o)",
         log = sql::meta(&table.central, "es_conflicts"),
         arrays = arrays.join(", "),
     );
@@ -101,7 +106,7 @@ pub async fn log_conflicts(
 }
 
 /// Schemas holding an edgesync metadata table `name`.
-async fn schemas_with(pool: &PgPool, name: &str) -> Result<Vec<String>> {
+pub(crate) async fn schemas_with(pool: &PgPool, name: &str) -> Result<Vec<String>> {
     sqlx::query_scalar(
         "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relname = $1 AND c.relkind = 'r' ORDER BY 1",
@@ -112,12 +117,52 @@ async fn schemas_with(pool: &PgPool, name: &str) -> Result<Vec<String>> {
     .map_err(ctx(format!("looking for {name}")))
 }
 
-fn parse_row(text: Option<String>, what: &str) -> Result<Option<NamedRow>> {
+pub(crate) fn parse_row(text: Option<String>, what: &str) -> Result<Option<NamedRow>> {
     text.map(|t| {
         serde_json::from_str(&t)
             .map_err(|e| Error::value(format!("conflict log {what} is not readable: {e}")))
     })
     .transpose()
+}
+
+/// The columns [`record`] reads, in its order.
+pub(crate) const RECORD_COLUMNS: &str = "id, tbl, key_json::text, node, strategy, base_ver, \
+     local_json::text, central_json::text, result_json::text, local_hlc, central_hlc, at, open, \
+     base_json::text, resolved_at, kept";
+
+/// One conflict log row, selected as [`RECORD_COLUMNS`].
+pub(crate) fn record(r: &sqlx::postgres::PgRow) -> Result<ConflictRecord> {
+    let get = || ctx("reading the conflict log");
+    let strategy: String = r.try_get(4).map_err(get())?;
+    let strategy: ConflictPolicy =
+        serde_json::from_value(serde_json::Value::String(strategy.clone()))
+            .map_err(|_| Error::value(format!("conflict log has unknown strategy '{strategy}'")))?;
+    let text = |i: usize| -> Result<Option<String>> { r.try_get(i).map_err(get()) };
+    let int = |i: usize| -> Result<i64> { r.try_get(i).map_err(get()) };
+    let kept = text(15)?
+        .map(|k| {
+            Keep::parse(&k)
+                .ok_or_else(|| Error::value(format!("conflict log has unknown kept side '{k}'")))
+        })
+        .transpose()?;
+    Ok(ConflictRecord {
+        id: int(0)?,
+        table: text(1)?.unwrap_or_default(),
+        key: parse_row(text(2)?, "key")?.unwrap_or_default(),
+        node: text(3)?.unwrap_or_default(),
+        strategy,
+        base_version: r.try_get(5).map_err(get())?,
+        base: parse_row(text(13)?, "base row")?,
+        local: parse_row(text(6)?, "local row")?,
+        central: parse_row(text(7)?, "central row")?,
+        result: parse_row(text(8)?, "result row")?,
+        local_hlc: int(9)?,
+        central_hlc: int(10)?,
+        at: r.try_get::<DateTime<Utc>, _>(11).map_err(get())?,
+        open: r.try_get(12).map_err(get())?,
+        resolved_at: r.try_get::<Option<DateTime<Utc>>, _>(14).map_err(get())?,
+        kept,
+    })
 }
 
 /// `conflicts` for the trait.
@@ -131,9 +176,7 @@ pub async fn conflicts(pool: &PgPool, all: bool, limit: usize) -> Result<Vec<Con
         .iter()
         .map(|s| {
             format!(
-                "SELECT id, tbl, key_json::text, node, strategy, base_ver, local_json::text,
-                        central_json::text, result_json::text, local_hlc, central_hlc, at, open
-                   FROM {}.es_conflicts {filter}",
+                "SELECT {RECORD_COLUMNS} FROM {}.es_conflicts {filter}",
                 ident(s)
             )
         })
@@ -146,39 +189,27 @@ pub async fn conflicts(pool: &PgPool, all: bool, limit: usize) -> Result<Vec<Con
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await
-        .map_err(ctx("reading the conflict log"))?;
-    rows.into_iter()
-        .map(|r| {
-            let get = ctx("reading the conflict log");
-            let strategy: String = r.try_get(4).map_err(get)?;
-            let strategy: ConflictPolicy = serde_json::from_value(serde_json::Value::String(
-                strategy.clone(),
-            ))
-            .map_err(|_| Error::value(format!("conflict log has unknown strategy '{strategy}'")))?;
-            let text = |i: usize| -> Result<Option<String>> {
-                r.try_get(i).map_err(ctx("reading the conflict log"))
-            };
-            let int =
-                |i: usize| -> Result<i64> { r.try_get(i).map_err(ctx("reading the conflict log")) };
-            Ok(ConflictRecord {
-                id: int(0)?,
-                table: text(1)?.unwrap_or_default(),
-                key: parse_row(text(2)?, "key")?.unwrap_or_default(),
-                node: text(3)?.unwrap_or_default(),
-                strategy,
-                base_version: r.try_get(5).map_err(ctx("reading the conflict log"))?,
-                local: parse_row(text(6)?, "local row")?,
-                central: parse_row(text(7)?, "central row")?,
-                result: parse_row(text(8)?, "result row")?,
-                local_hlc: int(9)?,
-                central_hlc: int(10)?,
-                at: r
-                    .try_get::<DateTime<Utc>, _>(11)
-                    .map_err(ctx("reading the conflict log"))?,
-                open: r.try_get(12).map_err(ctx("reading the conflict log"))?,
-            })
-        })
-        .collect()
+        .map_err(ctx("reading the conflict log (run init-sync?)"))?;
+    rows.iter().map(record).collect()
+}
+
+/// `purge_conflicts` for the trait: every schema's log.
+pub async fn purge_conflicts(pool: &PgPool, older_than: std::time::Duration) -> Result<u64> {
+    let secs = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
+    let mut n = 0;
+    for s in schemas_with(pool, "es_conflicts").await? {
+        let done = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {}.es_conflicts
+              WHERE NOT open AND coalesce(resolved_at, at) < now() - $1::bigint * interval '1 second'",
+            ident(&s)
+        )))
+        .bind(secs)
+        .execute(pool)
+        .await
+        .map_err(ctx(format!("purging the conflict log of schema {s}")))?;
+        n += done.rows_affected();
+    }
+    Ok(n)
 }
 
 /// `progress` for the trait.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use edgesync_core::central::Statement;
-use edgesync_core::{template, DeleteMode, Error, Result, TableMapping};
+use edgesync_core::{template, DeleteMode, Error, QualifiedName, Result, TableMapping};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use crate::error::ctx;
@@ -28,6 +28,10 @@ const TRIGGERS: [(&str, &str); 2] = [
     ("before_trigger", "es_before"),
     ("after_trigger", "es_after"),
 ];
+
+/// The conflict-log columns added after the first release (the
+/// `conflicts_columns` step adds them to an older log).
+const CONFLICT_COLUMNS: [&str; 3] = ["base_json", "resolved_at", "kept"];
 
 /// One statement of a template, with the `-- step: id | purpose` header that
 /// precedes it.
@@ -167,7 +171,23 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
     let mut out = Vec::new();
     for schema in schemas(tables) {
         for step in steps(INIT_SHARED, &as_refs(&shared_vars(&schema)))? {
-            if !relation_exists(&mut conn, &schema, shared_object(&step.id)).await? {
+            let missing = if step.id == "conflicts_columns" {
+                // Only for a conflict log an older edgesync created.
+                let log = QualifiedName {
+                    schema: Some(schema.clone()),
+                    name: "es_conflicts".into(),
+                };
+                match find_table(&mut conn, &log).await? {
+                    Some(found) => {
+                        let cols = column_types(&mut conn, found.oid).await?;
+                        CONFLICT_COLUMNS.iter().any(|c| !cols.contains_key(*c))
+                    }
+                    None => false,
+                }
+            } else {
+                !relation_exists(&mut conn, &schema, shared_object(&step.id)).await?
+            };
+            if missing {
                 out.push(step.statement());
             }
         }
@@ -315,7 +335,7 @@ mod tests {
         for t in [INIT_SHARED, DEINIT_SHARED] {
             let s = steps(t, &as_refs(&shared)).expect("steps");
             assert!(s.iter().all(|s| !s.purpose.is_empty()));
-            assert_eq!(s.len(), if t == INIT_SHARED { 5 } else { 4 });
+            assert_eq!(s.len(), if t == INIT_SHARED { 6 } else { 4 });
         }
     }
 }

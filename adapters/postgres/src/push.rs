@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 
 use edgesync_core::change::PushResult;
-use edgesync_core::conflict::{resolve, CentralRow, Decision};
+use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
 use edgesync_core::{
     Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
@@ -128,7 +128,7 @@ async fn apply(
         }
     }
     for (_, round) in rounds {
-        conflicts += apply_round(conn, &cx, &batch.changes, &round, &mut outcomes).await?;
+        conflicts += apply_round(conn, &cx, batch, &round, &mut outcomes).await?;
     }
 
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -200,17 +200,30 @@ async fn lock_node(conn: &mut PgConnection, cx: &Ctx<'_>) -> Result<i64> {
     .map_err(ctx("locking the node's push high-water mark"))
 }
 
+/// Do a pushed change's values and the central row's agree (by
+/// `Value::same_as`: a decimal padded to the column's scale, or JSON that
+/// jsonb re-serialised, still agrees)? A tombstone agrees with anything.
+fn same_values(change: Option<&[Value]>, central: Option<&[Value]>) -> bool {
+    match (change, central) {
+        (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y)),
+        _ => true,
+    }
+}
+
 /// The outcome of a change already applied by an earlier push: re-derived
-/// from the current state, as the original push answered.
+/// from the current state, as the original push answered. A row that holds
+/// the node's stamps but other values is a field-merge result, which was
+/// answered `Superseded` with the merged row.
 fn replay_outcome(node: &str, change: &Change, current: Option<&Current>) -> PushOutcome {
     match current {
-        Some(c) if c.row.origin.as_deref() == Some(node) && c.oseq == Some(change.version) => {
+        Some(c)
+            if c.row.origin.as_deref() == Some(node)
+                && c.oseq == Some(change.version)
+                && same_values(change.values.as_deref(), c.row.values.as_deref()) =>
+        {
+            // (For a hard delete, the tombstone's version.)
             PushOutcome::Applied {
-                version: if c.row.values.is_some() {
-                    c.row.version
-                } else {
-                    0
-                },
+                version: c.row.version,
             }
         }
         c if change.deleted && c.is_none_or(|c| c.row.deleted) => PushOutcome::Applied {
@@ -231,33 +244,52 @@ fn superseded(change: &Change, current: Option<&Current>) -> PushOutcome {
 async fn apply_round(
     conn: &mut PgConnection,
     cx: &Ctx<'_>,
-    changes: &[Change],
+    batch: &PushBatch,
     round: &[usize],
     outcomes: &mut [Option<PushOutcome>],
 ) -> Result<usize> {
+    let changes = &batch.changes;
     let current = fetch_current(conn, cx, changes, round).await?;
     let hard = cx.table.deletes == DeleteMode::Hard;
     let (mut updates, mut inserts, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     let mut logged = Vec::new();
+    // What is written: the changes as pushed, except field-merge results,
+    // which replace a change's values (and stamp) with the merged row (the
+    // batch is copied only when there is one).
+    let mut merged_rows: Option<Vec<Change>> = None;
+    let mut merged_at: Vec<usize> = Vec::new();
     for (&i, cur) in round.iter().zip(&current) {
         let change = &changes[i];
-        // A lost push answer and an insert after a central delete are judged
-        // the same way on every backend (see `conflict::rebase`).
-        let (judged, seen) = edgesync_core::conflict::rebase(
+        // A lost push answer, an insert after a central delete and the
+        // field-merge of a row are judged the same way on every backend
+        // (see `conflict::decide`).
+        let base = batch
+            .base_of(i)
+            .filter(|b| b.len() == cx.table.columns.len());
+        let row = cur.as_ref().map(|c| &c.row);
+        let res = decide(
+            cx.table.conflict,
             cx.node,
             change,
-            cur.as_ref().map(|c| &c.row),
+            base,
+            row,
             cur.as_ref().and_then(|c| c.oseq),
         );
-        let res = resolve(cx.table.conflict, cx.node, &judged, seen);
         if let Some(open) = res.conflict {
             logged.push(conflict_entry(
                 cx.table,
                 change,
+                base,
                 cur.as_ref(),
-                &res.decision,
+                &res,
                 open,
             ));
+        }
+        if let Some(merged) = &res.merged {
+            let w = &mut merged_rows.get_or_insert_with(|| changes.to_vec())[i];
+            w.values = Some(merged.clone());
+            w.hlc = merged_hlc(change.hlc, row);
+            merged_at.push(i);
         }
         match res.decision {
             Decision::KeepCentral => outcomes[i] = Some(superseded(change, cur.as_ref())),
@@ -279,14 +311,31 @@ async fn apply_round(
             }
         }
     }
-    for (i, version) in write_updates(conn, cx, changes, &updates).await? {
-        outcomes[i] = Some(PushOutcome::Applied { version });
+    let writes: &[Change] = merged_rows.as_deref().unwrap_or(changes);
+    let mut written = write_updates(conn, cx, writes, &updates, &merged_at).await?;
+    written.extend(write_inserts(conn, cx, writes, &inserts).await?);
+    for (i, version) in written {
+        outcomes[i] = Some(if merged_at.contains(&i) {
+            // The edge takes the merged row (it was written under its name,
+            // so it is not pulled back as an echo, but without a sequence:
+            // it is not the node's own write).
+            PushOutcome::Superseded {
+                row: Some(Change {
+                    key: writes[i].key.clone(),
+                    values: writes[i].values.clone(),
+                    deleted: false,
+                    version,
+                    base: None,
+                    hlc: writes[i].hlc,
+                }),
+            }
+        } else {
+            PushOutcome::Applied { version }
+        });
     }
-    for (i, version) in write_inserts(conn, cx, changes, &inserts).await? {
+    // A hard delete is answered with its tombstone's version.
+    for (i, version) in write_deletes(conn, cx, writes, &deletes).await? {
         outcomes[i] = Some(PushOutcome::Applied { version });
-    }
-    for i in write_deletes(conn, cx, changes, &deletes).await? {
-        outcomes[i] = Some(PushOutcome::Applied { version: 0 });
     }
     crate::meta::log_conflicts(conn, cx.table, cx.node, &logged).await?;
     Ok(logged.len())
@@ -296,11 +345,12 @@ async fn apply_round(
 fn conflict_entry(
     t: &TableMapping,
     change: &Change,
+    base: Option<&[Value]>,
     cur: Option<&Current>,
-    decision: &Decision,
+    res: &Resolution,
     open: bool,
 ) -> ConflictEntry {
-    let named = |vals: &Vec<Value>| -> NamedRow {
+    let named = |vals: &[Value]| -> NamedRow {
         t.columns
             .iter()
             .zip(vals)
@@ -310,22 +360,20 @@ fn conflict_entry(
     let local = if change.deleted {
         None
     } else {
-        change.values.as_ref().map(named)
+        change.values.as_deref().map(named)
     };
     let central = cur
         .filter(|c| !c.row.deleted)
-        .and_then(|c| c.row.values.as_ref().map(named));
-    let result = match decision {
-        Decision::Apply => local.clone(),
-        _ => central.clone(),
-    };
+        .and_then(|c| c.row.values.as_deref().map(named));
+    let result = res.result(change, cur.map(|c| &c.row)).map(named);
     ConflictEntry {
         key: t
             .key_columns()
             .zip(&change.key)
             .map(|(c, v)| (c.central.clone(), v.clone()))
             .collect(),
-        base: change.base,
+        base_version: change.base,
+        base: base.map(named),
         local,
         central,
         result,

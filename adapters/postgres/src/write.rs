@@ -210,6 +210,7 @@ fn bind_rows(
     changes: &[Change],
     idx: &[usize],
     with_has_values: bool,
+    merged: &[usize],
 ) -> Result<String> {
     let (arrays, has) = value_arrays(cx, changes, idx)?;
     let mut params = Vec::new();
@@ -229,10 +230,18 @@ fn bind_rows(
         "boolean",
     ));
     aliases.push("es_del".into());
-    params.push(p.array(
-        ints(idx.iter().map(|&i| changes[i].version).collect()),
-        "bigint",
-    ));
+    // A field-merge result is no write of the node's own: no sequence (see
+    // `conflict::rebase`; a replay must not answer it `Applied` either).
+    params.push(
+        p.array(
+            ColumnArray::Int(
+                idx.iter()
+                    .map(|&i| (!merged.contains(&i)).then_some(changes[i].version))
+                    .collect(),
+            ),
+            "bigint",
+        ),
+    );
     aliases.push("es_oseq".into());
     params.push(p.array(
         ints(idx.iter().map(|&i| changes[i].hlc).collect()),
@@ -243,11 +252,13 @@ fn bind_rows(
 }
 
 /// `UPDATE ... FROM unnest(...)` for rows that exist; `(change, es_ver)`.
+/// `merged`: the changes that carry a field-merge result.
 pub(crate) async fn write_updates(
     conn: &mut PgConnection,
     cx: &Ctx<'_>,
     changes: &[Change],
     idx: &[usize],
+    merged: &[usize],
 ) -> Result<Vec<(usize, i64)>> {
     if idx.is_empty() {
         return Ok(Vec::new());
@@ -255,7 +266,7 @@ pub(crate) async fn write_updates(
     let t = cx.table;
     let mut p = Params::default();
     let node = p.text(cx.node);
-    let from = bind_rows(cx, &mut p, changes, idx, true)?;
+    let from = bind_rows(cx, &mut p, changes, idx, true, merged)?;
     let sets: Vec<String> = t
         .columns
         .iter()
@@ -322,7 +333,7 @@ pub(crate) async fn write_inserts(
     let t = cx.table;
     let mut p = Params::default();
     let node = p.text(cx.node);
-    let from = bind_rows(cx, &mut p, changes, idx, false)?;
+    let from = bind_rows(cx, &mut p, changes, idx, false, &[])?;
     let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.central)).collect();
     let vals: Vec<String> = t
         .columns
@@ -376,13 +387,13 @@ pub(crate) async fn write_inserts(
 }
 
 /// Hard deletes: `DELETE ... USING unnest(...)` and the tombstones, with this
-/// node as origin, in one statement; the changes done.
+/// node as origin, in one statement; `(change, tombstone es_ver)`.
 pub(crate) async fn write_deletes(
     conn: &mut PgConnection,
     cx: &Ctx<'_>,
     changes: &[Change],
     idx: &[usize],
-) -> Result<Vec<usize>> {
+) -> Result<Vec<(usize, i64)>> {
     if idx.is_empty() {
         return Ok(Vec::new());
     }
@@ -411,8 +422,9 @@ pub(crate) async fn write_deletes(
                      ON CONFLICT (tbl, key) DO UPDATE
                         SET es_ver = excluded.es_ver, es_txid = excluded.es_txid,
                             es_hlc = excluded.es_hlc, es_origin = excluded.es_origin,
-                            es_oseq = excluded.es_oseq)
-         SELECT es_ord FROM d",
+                            es_oseq = excluded.es_oseq
+                     RETURNING ts.key, ts.es_ver)
+         SELECT d.es_ord, ts.es_ver FROM d JOIN ts ON ts.key = d.es_key",
         table = sql::table_ref(&t.central),
         unnest = unnest(&params, &aliases),
         matches = sql::key_match(t, "t", |i| format!("u.a{i}")),
@@ -425,14 +437,5 @@ pub(crate) async fn write_deletes(
         .fetch_all(&mut *conn)
         .await
         .map_err(ctx("deleting rows"))?;
-    if rows.len() != idx.len() {
-        return Err(Error::internal(format!(
-            "{} of {} locked rows were deleted",
-            rows.len(),
-            idx.len()
-        )));
-    }
-    rows.iter()
-        .map(|r| ordinal(r, idx.len()).map(|p| idx[p]))
-        .collect()
+    positions_and_versions(rows, idx, "deleted")
 }

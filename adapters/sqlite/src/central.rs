@@ -12,17 +12,21 @@
 //! (`schemas/sqlite/central_*.sql`); an edge's push is applied by `push.rs`
 //! with `applying = 1`, writing every `es_` column itself.
 //!
-//! Conflicts are decided by `edgesync_core::conflict::resolve`, with two
+//! Conflicts are decided by `edgesync_core::conflict::decide`, with two
 //! refinements of what the edge is taken to have seen: a central state last
 //! written by the pushing node itself (at an earlier sequence) is that
 //! change's base even if the answer carrying its version was lost, and an
 //! insert (no base) meeting a tombstone is an insert after a delete. Without
 //! them a lost acknowledgement, or re-creating a deleted key, would be
 //! reported as a conflict and `server-wins` would discard the edge's write.
+//! `field-merge` results are written under the node's name with no sequence
+//! and handed back to the edge (`push.rs`); the manual queue and the log's
+//! retention are in `resolve.rs`.
 
 mod provision;
 mod pull;
 mod push;
+mod resolve;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use edgesync_core::central::{NodeProgress, Statement};
 use edgesync_core::change::PushResult;
-use edgesync_core::conflict::{ConflictPolicy, ConflictRecord};
+use edgesync_core::conflict::{ConflictPolicy, ConflictRecord, Keep};
 use edgesync_core::{
     Central, Error, PullPage, PushBatch, QualifiedName, Result, TableMapping, TableSchema, Value,
 };
@@ -148,6 +152,16 @@ impl Central for SqliteCentral {
         self.run(move |c| conflicts(c, all, limit)).await
     }
 
+    async fn resolve_conflict(&self, id: i64, keep: Keep) -> Result<ConflictRecord> {
+        self.run(move |c| resolve::resolve_conflict(c, id, keep))
+            .await
+    }
+
+    async fn purge_conflicts(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.run(move |c| resolve::purge_conflicts(c, older_than))
+            .await
+    }
+
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.run(progress).await
     }
@@ -157,16 +171,28 @@ fn conflicts(conn: &mut Connection, all: bool, limit: usize) -> Result<Vec<Confl
     if !crate::schema::exists(conn, "table", "es_conflicts")? {
         return Ok(Vec::new());
     }
+    read_conflicts(
+        conn,
+        "?1 OR open = 1",
+        params![all, i64::try_from(limit).unwrap_or(i64::MAX)],
+    )
+}
+
+/// Conflict log entries matching `filter` (SQL over `es_conflicts`, with
+/// `?1`), newest first, at most `?2`.
+fn read_conflicts(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<ConflictRecord>> {
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT id, tbl, key_json, node, strategy, base_ver, local_json, central_json, \
-             result_json, local_hlc, central_hlc, at, open FROM es_conflicts \
-             WHERE ?1 OR open = 1 ORDER BY id DESC LIMIT ?2",
-        )
-        .db()?;
-    let mut rows = stmt
-        .query(params![all, i64::try_from(limit).unwrap_or(i64::MAX)])
-        .db()?;
+             result_json, local_hlc, central_hlc, at, open, base_json, resolved_at, kept \
+             FROM es_conflicts WHERE {filter} ORDER BY id DESC LIMIT ?2"
+        ))
+        .db_ctx(|| "reading the conflict log (run init-sync?)")?;
+    let mut rows = stmt.query(args).db()?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().db()? {
         let id: i64 = r.get(0).db()?;
@@ -179,6 +205,8 @@ fn conflicts(conn: &mut Connection, all: bool, limit: usize) -> Result<Vec<Confl
         };
         let strategy: String = r.get(4).db()?;
         let at: String = r.get(11).db()?;
+        let resolved_at: Option<String> = r.get(14).db()?;
+        let kept: Option<String> = r.get(15).db()?;
         out.push(ConflictRecord {
             id,
             table: r.get(1).db()?,
@@ -186,6 +214,7 @@ fn conflicts(conn: &mut Connection, all: bool, limit: usize) -> Result<Vec<Confl
             node: r.get(3).db()?,
             strategy: parse_policy(&strategy).ok_or_else(|| bad("strategy"))?,
             base_version: r.get(5).db()?,
+            base: named(13, "base values")?,
             local: named(6, "local values")?,
             central: named(7, "central values")?,
             result: named(8, "result values")?,
@@ -193,6 +222,12 @@ fn conflicts(conn: &mut Connection, all: bool, limit: usize) -> Result<Vec<Confl
             central_hlc: r.get(10).db()?,
             at: types::parse_stored_time(&at).ok_or_else(|| bad("time"))?,
             open: r.get::<_, i64>(12).db()? != 0,
+            resolved_at: resolved_at
+                .map(|t| types::parse_stored_time(&t).ok_or_else(|| bad("resolution time")))
+                .transpose()?,
+            kept: kept
+                .map(|k| Keep::parse(&k).ok_or_else(|| bad("kept side")))
+                .transpose()?,
         });
     }
     Ok(out)

@@ -14,7 +14,10 @@
 mod provision;
 mod pull;
 mod push;
+mod quarantine;
 mod table;
+
+pub use quarantine::QuarantinedChange;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +66,8 @@ pub struct EdgeTableStatus {
     pub last_error: Option<String>,
     /// When it was noted (UTC text).
     pub last_error_at: Option<String>,
+    /// Local changes the central refused, set aside in `es_quarantine`.
+    pub quarantined: i64,
 }
 
 /// A handle on one edge SQLite file. Cheap to clone; all clones share one
@@ -109,8 +114,13 @@ impl EdgeDb {
     {
         let path = self.inner.path.clone();
         self.inner.worker.run(f).await.map_err(|e| {
-            if e.kind() == edgesync_core::ErrorKind::Corrupt {
-                e.context(path.display())
+            // Name the file where the failure is the file's (corrupt, locked
+            // by an application, full disk, ...): a gateway serving many edge
+            // files needs to know which. Value, schema and constraint errors
+            // already name the table, column and key.
+            use edgesync_core::ErrorKind as K;
+            if matches!(e.kind(), K::Corrupt | K::Retryable | K::Database) {
+                e.context(format!("edge file {}", path.display()))
             } else {
                 e
             }
@@ -200,6 +210,33 @@ impl EdgeDb {
         self.run(move |c| pull::apply_pull(c, &table, &page)).await
     }
 
+    /// Set a local change the central refused aside, with its error, and move
+    /// the table's push watermark past it (see `edge/quarantine.rs`). The
+    /// change must be the table's first pending change.
+    pub async fn quarantine(
+        &self,
+        table: &TableMapping,
+        change: &edgesync_core::Change,
+        error: &str,
+    ) -> Result<()> {
+        let (m, c, e) = (table.clone(), change.clone(), error.to_string());
+        self.run(move |conn| quarantine::quarantine(conn, &m, &c, &e))
+            .await
+    }
+
+    /// The table's quarantined changes.
+    pub async fn quarantined(&self, table: &TableMapping) -> Result<Vec<QuarantinedChange>> {
+        let m = table.clone();
+        self.run(move |conn| quarantine::list(conn, &m)).await
+    }
+
+    /// Queue the table's quarantined changes again (after the cause is
+    /// fixed); returns how many.
+    pub async fn requeue_quarantined(&self, table: &TableMapping) -> Result<usize> {
+        let m = table.clone();
+        self.run(move |conn| quarantine::requeue(conn, &m)).await
+    }
+
     /// Remember the last error for a table (`None` clears it). A file not
     /// provisioned yet has nowhere to keep it; that is not an error.
     pub async fn note_error(&self, table: &str, error: Option<&str>) -> Result<()> {
@@ -246,6 +283,7 @@ fn status(conn: &mut Connection, m: &TableMapping) -> Result<EdgeTableStatus> {
                     last_pull: r.get(4)?,
                     last_error: r.get(5)?,
                     last_error_at: r.get(6)?,
+                    quarantined: 0,
                 })
             },
         )
@@ -263,6 +301,7 @@ fn status(conn: &mut Connection, m: &TableMapping) -> Result<EdgeTableStatus> {
             |r| r.get(0),
         )
         .db_ctx(|| format!("counting pending changes of {}", m.edge))?;
+    st.quarantined = quarantine::count(&tx, &m.edge)?;
     Ok(st)
 }
 

@@ -95,6 +95,30 @@ pub(crate) fn key_json(source: Option<&str>, first: usize, key: &[KeyCol]) -> St
     format!("json_array({})", parts.join(", "))
 }
 
+/// The JSON array of a row's values, as `es_base.row` keeps it, built from
+/// expressions `<source>"col"` (`OLD.`, or a table alias with its dot).
+///
+/// Bytes go in as hex (SQLite's `json_array` refuses BLOBs) and floats as
+/// 17-significant-digit text (its JSON keeps only 15 digits, which would
+/// make an unchanged float look changed); NULL stays `null`. The reader
+/// (`types::values_from_json`) decodes each part by its column type.
+pub(crate) fn row_json(source: &str, cols: &[KeyCol]) -> String {
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let expr = format!("{source}{}", ident(&c.name));
+            match c.ty {
+                ColType::Bytes => format!("CASE WHEN {expr} IS NULL THEN NULL ELSE hex({expr}) END"),
+                ColType::Float => format!(
+                    "CASE WHEN typeof({expr}) = 'real' THEN printf('%!.17g', {expr}) ELSE {expr} END"
+                ),
+                _ => expr,
+            }
+        })
+        .collect();
+    format!("json_array({})", parts.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +159,34 @@ mod tests {
             "json_array(OLD.\"a\", hex(OLD.\"b\"\"x\"))"
         );
         assert_eq!(key_json(None, 4, &key()), "json_array(?4, hex(?5))");
+    }
+
+    #[test]
+    fn row_json_keeps_nulls_and_float_precision() {
+        let cols = vec![
+            KeyCol {
+                name: "b".into(),
+                ty: ColType::Bytes,
+            },
+            KeyCol {
+                name: "f".into(),
+                ty: ColType::Float,
+            },
+            KeyCol {
+                name: "t".into(),
+                ty: ColType::Text { max_len: None },
+            },
+        ];
+        let expr = row_json("OLD.", &cols);
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        let sql = expr.replace("OLD.", "");
+        let json: String = c
+            .query_row(
+                &format!("SELECT {sql} FROM (SELECT NULL AS b, 0.1 + 0.2 AS f, 'x' AS t)"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("json");
+        assert_eq!(json, "[null,\"0.30000000000000004\",\"x\"]");
     }
 }

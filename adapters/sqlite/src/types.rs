@@ -272,11 +272,22 @@ pub(crate) fn key_from_json(
     json: &str,
     types: &[ColType],
 ) -> std::result::Result<Vec<Value>, String> {
+    values_from_json(json, types, "tombstone key")
+}
+
+/// Read a JSON array of stored values (a tombstone key, an `es_base` row)
+/// back into canonical values, by column type: bytes were written as hex,
+/// floats possibly as text (see `sql::row_json`).
+pub(crate) fn values_from_json(
+    json: &str,
+    types: &[ColType],
+    what: &str,
+) -> std::result::Result<Vec<Value>, String> {
     let items: Vec<serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| format!("tombstone key {json} is not JSON: {e}"))?;
+        serde_json::from_str(json).map_err(|e| format!("{what} {json} is not JSON: {e}"))?;
     if items.len() != types.len() {
         return Err(format!(
-            "tombstone key {json} has {} parts, the table key has {}",
+            "{what} {json} has {} parts, expected {}",
             items.len(),
             types.len()
         ));
@@ -294,14 +305,31 @@ pub(crate) fn key_from_json(
                 },
                 serde_json::Value::String(s) if ty == ColType::Bytes => SqlValue::Blob(
                     value::hex_bytes::decode(s)
-                        .ok_or_else(|| format!("tombstone key {json}: {s} is not hex"))?,
+                        .ok_or_else(|| format!("{what} {json}: {s} is not hex"))?,
                 ),
                 serde_json::Value::String(s) => SqlValue::Text(s.clone()),
-                other => return Err(format!("tombstone key part {other} is not a scalar")),
+                other => return Err(format!("{what} part {other} is not a scalar")),
             };
             from_sql(ValueRef::from(&stored), ty)
         })
         .collect()
+}
+
+/// The JSON array `values_from_json` reads, from values bound for storage
+/// (`bind_values`): bytes as hex, floats as their shortest exact text (read
+/// back with Rust's exact float parser, not a JSON number's).
+pub(crate) fn values_to_json(values: &[SqlValue]) -> String {
+    let items: Vec<serde_json::Value> = values
+        .iter()
+        .map(|v| match v {
+            SqlValue::Null => serde_json::Value::Null,
+            SqlValue::Integer(i) => serde_json::Value::from(*i),
+            SqlValue::Real(f) => serde_json::Value::String(format!("{f:?}")),
+            SqlValue::Text(s) => serde_json::Value::String(s.clone()),
+            SqlValue::Blob(b) => serde_json::Value::String(value::hex_bytes::encode(b)),
+        })
+        .collect();
+    serde_json::Value::Array(items).to_string()
 }
 
 /// Reads rows of one table into canonical values, naming the table, column

@@ -218,6 +218,7 @@ pub fn batch(changes: Vec<Change>) -> PushBatch {
     PushBatch {
         hi: changes.iter().map(|c| c.version).max().unwrap_or(0),
         changes,
+        bases: Vec::new(),
     }
 }
 

@@ -216,6 +216,7 @@ async fn composite_and_typed_keys_page_and_tombstone_exactly() {
                     base: Some(1),
                     hlc: 1,
                 }],
+                bases: Vec::new(),
             },
         )
         .await

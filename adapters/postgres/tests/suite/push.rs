@@ -63,14 +63,16 @@ async fn batch_applies_and_a_replay_answers_the_same_without_writing() {
         .await
         .expect("push 2");
     assert!(applied(&r2.outcomes[0]) > v1);
-    assert_eq!(applied(&r2.outcomes[1]), 0);
     assert!(applied(&r2.outcomes[2]) > 0);
-    let (tomb_origin, tomb_oseq): (String, i64) =
-        sqlx::query_as("SELECT es_origin, es_oseq FROM es_tombstones WHERE key = '[\"2\"]'")
-            .fetch_one(db.pool())
-            .await
-            .expect("tombstone of the pushed delete");
+    let (tomb_origin, tomb_oseq, tomb_ver): (String, i64, i64) = sqlx::query_as(
+        "SELECT es_origin, es_oseq, es_ver FROM es_tombstones WHERE key = '[\"2\"]'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("tombstone of the pushed delete");
     assert_eq!((tomb_origin.as_str(), tomb_oseq), ("edge-a", 52));
+    // A hard delete is answered with its tombstone's version.
+    assert_eq!(applied(&r2.outcomes[1]), tomb_ver);
 
     // Both batches again: nothing is written, and the answers are the same.
     let before = db.dump("items").await;

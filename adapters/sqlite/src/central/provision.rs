@@ -42,6 +42,20 @@ pub(super) fn plan_init(conn: &Connection, tables: &[TableMapping]) -> Result<Ve
             schema::render(tpl::CENTRAL_METADATA, &[])?,
         ));
     }
+    // A conflict log created by an older edgesync lacks the newer columns.
+    if schema::exists(conn, "table", "es_conflicts")? {
+        let present: Vec<String> = schema::table_columns(conn, "es_conflicts")?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let ddl = TableDdl::new("es_conflicts", &[]);
+        for (col, stmt) in schema::missing_columns(&ddl, tpl::CENTRAL_CONFLICT_COLUMNS, &present)? {
+            out.extend(schema::with_purpose(
+                &format!("add column es_conflicts.{col}"),
+                vec![stmt],
+            ));
+        }
+    }
     for m in tables {
         plan_table(conn, m, &mut out)?;
     }

@@ -8,7 +8,7 @@
 //! what `SELECT ... FOR UPDATE` does on a server database.
 
 use edgesync_core::change::PushResult;
-use edgesync_core::conflict::{self, CentralRow, Decision};
+use edgesync_core::conflict::{self, CentralRow, Decision, Resolution};
 use edgesync_core::{Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -53,15 +53,20 @@ pub(super) fn push(
         replayed: 0,
     };
     let mut max_hlc = i64::MIN;
-    for change in &batch.changes {
+    for (i, change) in batch.changes.iter().enumerate() {
         max_hlc = max_hlc.max(change.hlc);
         let key = t.bind_key(&change.key)?;
         let current = load(&tx, &t, &key)?;
         if change.version <= hi {
-            // A replay: answer from what the central holds now.
+            // A replay: answer from what the central holds now. The row is
+            // still this write only if it holds its values too: a merged
+            // row (field-merge) carries the node's stamps but was answered
+            // `Superseded` with the merge.
             result.replayed += 1;
             let ours = current.as_ref().is_some_and(|c| {
-                c.row.origin.as_deref() == Some(node) && c.oseq == Some(change.version)
+                c.row.origin.as_deref() == Some(node)
+                    && c.oseq == Some(change.version)
+                    && same_values(change.values.as_deref(), c.row.values.as_deref())
             });
             // A delete the central already agrees with was answered
             // `Applied` the first time (nothing to write); answer so again.
@@ -75,27 +80,56 @@ pub(super) fn push(
             });
             continue;
         }
-        // A lost push answer and an insert after a central delete are
-        // judged the same way on every backend (see `conflict::rebase`).
-        let (change_seen, seen) = conflict::rebase(
+        // A lost push answer, an insert after a central delete and the
+        // field-merge of a row are judged the same way on every backend
+        // (see `conflict::decide`).
+        let base = batch.base_of(i).filter(|b| b.len() == m.columns.len());
+        let current_row = current.as_ref().map(|c| &c.row);
+        let res = conflict::decide(
+            m.conflict,
             node,
             change,
-            current.as_ref().map(|c| &c.row),
+            base,
+            current_row,
             current.as_ref().and_then(|c| c.oseq),
         );
-        let res = conflict::resolve(m.conflict, node, &change_seen, seen);
-        let outcome = match res.decision {
-            Decision::Apply => PushOutcome::Applied {
-                version: write(&tx, &t, node, change, current.as_ref(), &key)?,
+        let outcome = match (&res.decision, &res.merged) {
+            (Decision::Apply, Some(merged)) => {
+                // The merged row, under the node's name (no echo to it) but
+                // with no sequence of its (it is not the node's write), and
+                // handed back so the edge takes it too.
+                let hlc = conflict::merged_hlc(change.hlc, current_row);
+                let write_change = Change {
+                    values: Some(merged.clone()),
+                    hlc,
+                    ..change.clone()
+                };
+                max_hlc = max_hlc.max(hlc);
+                let version = write(&tx, &t, node, &write_change, true, current.as_ref(), &key)?;
+                PushOutcome::Superseded {
+                    row: Some(Change {
+                        key: change.key.clone(),
+                        values: Some(merged.clone()),
+                        deleted: false,
+                        version,
+                        base: None,
+                        hlc,
+                    }),
+                }
+            }
+            (Decision::Apply, None) => PushOutcome::Applied {
+                version: write(&tx, &t, node, change, false, current.as_ref(), &key)?,
             },
-            Decision::KeepCentral => superseded(current.as_ref().map(clone_current), &change.key),
-            Decision::AlreadyThere => PushOutcome::Applied {
+            (Decision::KeepCentral, _) => {
+                superseded(current.as_ref().map(clone_current), &change.key)
+            }
+            (Decision::AlreadyThere, _) => PushOutcome::Applied {
                 version: current.as_ref().map_or(0, |c| c.row.version),
             },
         };
         if let Some(open) = res.conflict {
             result.conflicts += 1;
-            log_conflict(&tx, &t, node, change, current.as_ref(), &res.decision, open)?;
+            log_conflict(&tx, &t, node, change, base, current.as_ref(), &res, open)?;
         }
         result.outcomes.push(outcome);
     }
@@ -113,6 +147,19 @@ pub(super) fn push(
     .db()?;
     tx.commit().db()?;
     Ok(result)
+}
+
+/// Do a pushed change's values and the central row's agree (by
+/// `Value::same_as`, so a decimal the central padded still agrees)? A
+/// change without values (a tombstone) agrees with anything.
+fn same_values(
+    change: Option<&[edgesync_core::Value]>,
+    central: Option<&[edgesync_core::Value]>,
+) -> bool {
+    match (change, central) {
+        (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y)),
+        _ => true,
+    }
 }
 
 fn clone_current(c: &Current) -> Current {
@@ -180,11 +227,16 @@ fn load(conn: &Connection, t: &CentralTable<'_>, key: &[SqlValue]) -> Result<Opt
 }
 
 /// Write an accepted change with the node's stamps; returns its version.
+/// `merged`: a field-merge result, which is no write the node made itself,
+/// so it gets no `es_oseq` (see `conflict::rebase`: only the node's own
+/// writes may become a later change's base without a conflict, and a replay
+/// must not answer it `Applied`).
 fn write(
     conn: &Connection,
     t: &CentralTable<'_>,
     node: &str,
     change: &Change,
+    merged: bool,
     current: Option<&Current>,
     key: &[SqlValue],
 ) -> Result<i64> {
@@ -200,7 +252,11 @@ fn write(
         SqlValue::Integer(version),
         SqlValue::Integer(change.hlc),
         SqlValue::Text(node.to_string()),
-        SqlValue::Integer(change.version),
+        if merged {
+            SqlValue::Null
+        } else {
+            SqlValue::Integer(change.version)
+        },
     ];
     let hard_delete = change.deleted && t.m.deletes == DeleteMode::Hard;
     if hard_delete {
@@ -321,17 +377,17 @@ fn log_conflict(
     t: &CentralTable<'_>,
     node: &str,
     change: &Change,
+    base: Option<&[edgesync_core::Value]>,
     current: Option<&Current>,
-    decision: &Decision,
+    res: &Resolution,
     open: bool,
 ) -> Result<()> {
-    let json = |v: &Option<Vec<(String, edgesync_core::Value)>>| -> Result<Option<String>> {
-        v.as_ref()
-            .map(|v| {
-                serde_json::to_string(v)
-                    .map_err(|e| Error::internal("encoding a conflict").with_source(e))
-            })
-            .transpose()
+    let json = |v: Option<Vec<(String, edgesync_core::Value)>>| -> Result<Option<String>> {
+        v.map(|v| {
+            serde_json::to_string(&v)
+                .map_err(|e| Error::internal("encoding a conflict").with_source(e))
+        })
+        .transpose()
     };
     let local = if change.deleted {
         None
@@ -342,29 +398,31 @@ fn log_conflict(
         .filter(|c| !c.row.deleted)
         .and_then(|c| c.row.values.as_deref())
         .map(|v| t.named(v));
-    let result = match decision {
-        Decision::Apply => local.clone(),
-        _ => central.clone(),
-    };
+    let result = res
+        .result(change, current.map(|c| &c.row))
+        .map(|v| t.named(v));
+    let now = types::now_text();
     conn.prepare_cached(
-        "INSERT INTO es_conflicts (tbl, key_json, node, strategy, base_ver, local_json, \
-         central_json, result_json, local_hlc, central_hlc, at, open) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO es_conflicts (tbl, key_json, node, strategy, base_ver, base_json, local_json, \
+         central_json, result_json, local_hlc, central_hlc, at, open, resolved_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .db()?
     .execute(params![
         t.name,
-        json(&Some(t.named_key(&change.key)))?,
+        json(Some(t.named_key(&change.key)))?,
         node,
         t.m.conflict.as_str(),
         change.base,
-        json(&local)?,
-        json(&central)?,
-        json(&result)?,
+        json(base.map(|b| t.named(b)))?,
+        json(local)?,
+        json(central)?,
+        json(result)?,
         change.hlc,
         current.map_or(0, |c| c.row.hlc),
-        types::now_text(),
+        now,
         open,
+        (!open).then_some(&now),
     ])
     .db()?;
     Ok(())

@@ -58,7 +58,8 @@ pub(super) fn plan_init(
     let meta_in_place = current.is_some()
         && schema::exists(conn, "table", "es_state")?
         && schema::exists(conn, "table", "es_tombstones")?
-        && schema::exists(conn, "index", "es_tombstones_ver")?;
+        && schema::exists(conn, "index", "es_tombstones_ver")?
+        && schema::exists(conn, "table", "es_base")?;
     if !meta_in_place {
         let stmts = schema::render(tpl::EDGE_METADATA, &[("node", sql::literal(node_id))])?;
         out.extend(schema::with_purpose("edge metadata", stmts));
@@ -148,6 +149,17 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
             ));
         }
     }
+    // The capture triggers also keep a clean row's values as its conflict
+    // base (es_base), in mapping order.
+    let cols: Vec<KeyCol> = m
+        .columns
+        .iter()
+        .map(|c| KeyCol {
+            name: c.edge.clone(),
+            ty: c.edge_ty,
+        })
+        .collect();
+    let ddl = ddl.with("old_row_json", sql::row_json("OLD.", &cols));
     let mut desired = Vec::new();
     if m.direction == Direction::Pull {
         desired.extend(ddl.render(tpl::EDGE_READONLY_TRIGGERS)?);
@@ -186,11 +198,17 @@ pub(super) fn plan_deinit(
                 out.extend(schema::deprovision_table(conn, &t, &ES_COLUMNS)?);
             }
         }
-        let any_meta = ["es_ctl", "es_state", "es_tombstones"]
-            .into_iter()
-            .map(|t| schema::exists(conn, "table", t))
-            .collect::<Result<Vec<bool>>>()?
-            .contains(&true);
+        let any_meta = [
+            "es_ctl",
+            "es_state",
+            "es_tombstones",
+            "es_base",
+            "es_quarantine",
+        ]
+        .into_iter()
+        .map(|t| schema::exists(conn, "table", t))
+        .collect::<Result<Vec<bool>>>()?
+        .contains(&true);
         if any_meta {
             out.extend(schema::with_purpose(
                 "drop edge metadata",
@@ -201,11 +219,14 @@ pub(super) fn plan_deinit(
     Ok(out)
 }
 
-/// Delete the table's tombstones and state row, where there are any.
+/// Delete the table's tombstones, conflict bases and state row, where there
+/// are any.
 fn forget_table(conn: &Connection, table: &str) -> Result<Vec<Statement>> {
     let mut any = false;
-    for meta in ["es_tombstones", "es_state"] {
+    let mut present = Vec::new();
+    for meta in ["es_tombstones", "es_state", "es_base", "es_quarantine"] {
         if schema::exists(conn, "table", meta)? {
+            present.push(meta);
             any |= conn
                 .query_row(
                     &format!("SELECT EXISTS (SELECT 1 FROM {meta} WHERE tbl = ?1)"),
@@ -218,7 +239,12 @@ fn forget_table(conn: &Connection, table: &str) -> Result<Vec<Statement>> {
     if !any {
         return Ok(Vec::new());
     }
-    let stmts = schema::render(tpl::EDGE_FORGET_TABLE, &[("tbl", sql::literal(table))])?;
+    // (A file provisioned by an older edgesync may lack es_base.)
+    let stmts: Vec<String> =
+        schema::render(tpl::EDGE_FORGET_TABLE, &[("tbl", sql::literal(table))])?
+            .into_iter()
+            .filter(|s| present.iter().any(|m| s.contains(&format!("FROM {m} "))))
+            .collect();
     Ok(schema::with_purpose(
         &format!("forget the sync state of {table}"),
         stmts,

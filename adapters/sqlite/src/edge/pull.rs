@@ -22,6 +22,12 @@ pub(super) fn apply_pull(
         .db()?;
     begin_apply(&tx)?;
     let wm = push_wm(&tx, &m.edge)?;
+    // A row this page overwrites is clean: it has no conflict base left to
+    // keep (checked once per page, so a table without bases pays nothing).
+    let bases = t.has_bases(&tx)?;
+    // A quarantined key keeps its local values until it is retried (checked
+    // per row only when the table has any).
+    let quarantined = super::quarantine::count(&tx, &m.edge)? > 0;
     let mut stats = ApplyStats::default();
     let mut max_hlc = i64::MIN;
     for change in &page.changes {
@@ -32,6 +38,9 @@ pub(super) fn apply_pull(
             // Written locally and not yet pushed: the push will meet this
             // central version as a conflict and the policy decides.
             Some((ver, _)) if ver > wm => stats.skipped_dirty += 1,
+            _ if quarantined && super::quarantine::contains(&tx, &t, &key)? => {
+                stats.skipped_dirty += 1
+            }
             // Already at this version or a later one.
             Some((_, Some(cver))) if cver >= change.version => stats.skipped_stale += 1,
             // Deleted locally, delete not pushed yet: same as dirty.
@@ -40,6 +49,9 @@ pub(super) fn apply_pull(
             None if change.deleted => stats.skipped_stale += 1,
             _ => {
                 t.put(&tx, &change.key, Some(change), local.is_some())?;
+                if bases {
+                    t.drop_base(&tx, &key)?;
+                }
                 stats.applied += 1;
             }
         }

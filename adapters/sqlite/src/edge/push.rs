@@ -7,9 +7,9 @@
 //! which the central recognises as a replay.
 
 use edgesync_core::change::PushResult;
-use edgesync_core::{Change, Error, PushBatch, PushOutcome, Result, TableMapping};
+use edgesync_core::{Change, ColType, Error, PushBatch, PushOutcome, Result, TableMapping, Value};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{begin_apply, end_apply, push_wm, EdgeTable};
 use crate::error::SqlResultExt;
@@ -23,64 +23,114 @@ pub(super) fn read_changes(
 ) -> Result<Option<PushBatch>> {
     let limit = limit.max(1);
     let t = EdgeTable::new(m);
-    // One read transaction: the watermark, rows and tombstones come from the
-    // same snapshot.
+    // One read transaction: the watermark, rows, tombstones and bases come
+    // from the same snapshot.
     let tx = conn.transaction().db()?;
     let wm = push_wm(&tx, &m.edge)?;
     let n = m.columns.len();
-    let mut changes: Vec<Change> = Vec::new();
+    let col_types: Vec<ColType> = m.columns.iter().map(|c| c.edge_ty).collect();
+    // Each change comes with its conflict base (es_base), when the row was
+    // clean and synced before this local change. A file provisioned before
+    // es_base existed has none.
+    let with_bases = crate::schema::exists(&tx, "table", "es_base")?;
+    let (base_cols, base_join, ts_base_join) = if with_bases {
+        (
+            "b.cver, b.row",
+            format!(
+                "LEFT JOIN es_base AS b ON b.tbl = ?3 AND b.key = {}",
+                sql::key_json(Some("t."), 0, &t.key)
+            ),
+            "LEFT JOIN es_base AS b ON b.tbl = ts.tbl AND b.key = ts.key",
+        )
+    } else {
+        ("NULL, NULL", String::new(), "")
+    };
+    let base_of = |cver: Option<i64>, row: Option<String>, change: &Change| {
+        let (Some(cver), Some(row)) = (cver, row) else {
+            return None;
+        };
+        if change.base != Some(cver) {
+            return None;
+        }
+        match types::values_from_json(&row, &col_types, "conflict base") {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(table = %m.edge, "ignoring an unreadable conflict base: {e}");
+                None
+            }
+        }
+    };
+    let mut changes: Vec<(Change, Option<Vec<Value>>)> = Vec::new();
     {
         let reader = t.reader();
         let mut stmt = tx
             .prepare_cached(&format!(
-                "SELECT {}, es_ver, es_cver, es_deleted, es_hlc FROM {} \
-                 WHERE es_ver > ?1 ORDER BY es_ver LIMIT ?2",
-                t.cols, t.q
+                "SELECT {}, t.es_ver, t.es_cver, t.es_deleted, t.es_hlc, {base_cols} \
+                 FROM {} AS t {base_join} \
+                 WHERE t.es_ver > ?1 ORDER BY t.es_ver LIMIT ?2",
+                sql::column_list("t.", m.columns.iter().map(|c| c.edge.as_str())),
+                t.q
             ))
             .db_ctx(|| format!("reading changes of {}", m.edge))?;
-        let mut rows = stmt.query(params![wm, limit as i64]).db()?;
+        let mut rows = if with_bases {
+            stmt.query(params![wm, limit as i64, m.edge]).db()?
+        } else {
+            stmt.query(params![wm, limit as i64]).db()?
+        };
         while let Some(r) = rows.next().db()? {
             let values = reader.read(r, 0)?;
-            changes.push(Change {
+            let change = Change {
                 key: m.key_of(&values),
                 values: Some(values),
                 version: r.get(n).db()?,
                 base: r.get(n + 1).db()?,
                 deleted: r.get::<_, i64>(n + 2).db()? != 0,
                 hlc: r.get(n + 3).db()?,
-            });
+            };
+            let base = base_of(r.get(n + 4).db()?, r.get(n + 5).db()?, &change);
+            changes.push((change, base));
         }
     }
     {
         let key_types = t.key_types();
         let mut stmt = tx
-            .prepare_cached(
-                "SELECT key, es_ver, es_cver, es_hlc FROM es_tombstones \
-                 WHERE tbl = ?1 AND es_ver > ?2 ORDER BY es_ver LIMIT ?3",
-            )
+            .prepare_cached(&format!(
+                "SELECT ts.key, ts.es_ver, ts.es_cver, ts.es_hlc, {base_cols} \
+                 FROM es_tombstones AS ts {ts_base_join} \
+                 WHERE ts.tbl = ?1 AND ts.es_ver > ?2 ORDER BY ts.es_ver LIMIT ?3"
+            ))
             .db()?;
         let mut rows = stmt.query(params![m.edge, wm, limit as i64]).db()?;
         while let Some(r) = rows.next().db()? {
             let json: String = r.get(0).db()?;
             let key = types::key_from_json(&json, &key_types)
                 .map_err(|e| Error::value(format!("table {}: {e}", m.edge)))?;
-            changes.push(Change {
+            let change = Change {
                 key,
                 values: None,
                 deleted: true,
                 version: r.get(1).db()?,
                 base: r.get(2).db()?,
                 hlc: r.get(3).db()?,
-            });
+            };
+            let base = base_of(r.get(4).db()?, r.get(5).db()?, &change);
+            changes.push((change, base));
         }
     }
     tx.commit().db()?;
-    changes.sort_by_key(|c| c.version);
+    changes.sort_by_key(|(c, _)| c.version);
     changes.truncate(limit);
-    Ok(changes
-        .last()
-        .map(|last| last.version)
-        .map(|hi| PushBatch { hi, changes }))
+    let Some(hi) = changes.last().map(|(c, _)| c.version) else {
+        return Ok(None);
+    };
+    let (changes, bases): (Vec<Change>, Vec<Option<Vec<Value>>>) = changes.into_iter().unzip();
+    // No base at all (e.g. a batch of inserts): an empty list says so.
+    let bases = if bases.iter().all(Option::is_none) {
+        Vec::new()
+    } else {
+        bases
+    };
+    Ok(Some(PushBatch { hi, changes, bases }))
 }
 
 pub(super) fn ack_push(
@@ -102,18 +152,35 @@ pub(super) fn ack_push(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .db()?;
     begin_apply(&tx)?;
+    let base_table = crate::schema::exists(&tx, "table", "es_base")?;
+    let mut bases = t.has_bases(&tx)?;
     let mut max_hlc = i64::MIN;
     for (change, outcome) in batch.changes.iter().zip(&result.outcomes) {
         let key = t.bind_key(&change.key)?;
         match outcome {
-            PushOutcome::Applied { version } => applied(&tx, &t, change, &key, *version, batch.hi)?,
+            PushOutcome::Applied { version } => {
+                let again = applied(&tx, &t, change, &key, *version, batch.hi)?;
+                // The central holds the pushed row at `version`. Written
+                // again while the push was in flight, the row is still
+                // dirty, and those values are its new conflict base;
+                // otherwise it is clean and needs none.
+                match &change.values {
+                    Some(values) if again && *version != 0 && base_table => {
+                        t.set_base(&tx, &change.key, &key, *version, values)?;
+                        bases = true;
+                    }
+                    _ if bases => t.drop_base(&tx, &key)?,
+                    _ => {}
+                }
+            }
             PushOutcome::Superseded { row } => {
                 if let Some(r) = row {
                     max_hlc = max_hlc.max(r.hlc);
                 }
                 // Only if nothing wrote the row (or re-created the deleted
                 // key) since the push read it; otherwise the newer local
-                // write is pushed next and the policy decides again.
+                // write is pushed next and the policy decides again, against
+                // the base (es_cver and es_base) it still has.
                 let local = t.local(&tx, &key)?;
                 let untouched = if change.values.is_some() {
                     local.is_some_and(|(ver, _)| ver == change.version)
@@ -122,6 +189,9 @@ pub(super) fn ack_push(
                 };
                 if untouched {
                     t.put(&tx, &change.key, row.as_ref(), local.is_some())?;
+                    if bases {
+                        t.drop_base(&tx, &key)?;
+                    }
                 }
             }
         }
@@ -144,7 +214,8 @@ pub(super) fn ack_push(
 
 /// The central holds this write at `version`: that is the key's new
 /// conflict base, for the row, and for a delete or key change of it made
-/// while the push was in flight (its tombstone is still pending).
+/// while the push was in flight (its tombstone is still pending). Returns
+/// whether the key was written again since the push read it.
 fn applied(
     conn: &Connection,
     t: &EdgeTable<'_>,
@@ -152,39 +223,49 @@ fn applied(
     key: &[SqlValue],
     version: i64,
     hi: i64,
-) -> Result<()> {
+) -> Result<bool> {
     let base = (version != 0).then_some(version);
     let mut params = vec![super::table::opt_sql(base), SqlValue::Integer(hi)];
     params.extend(key.iter().cloned());
+    let mut again;
     if change.values.is_some() {
-        conn.prepare_cached(&format!(
-            "UPDATE {} SET es_cver = ?1 WHERE {}",
-            t.q,
-            sql::key_match_params(3, &t.key)
-        ))
-        .db()?
-        .execute(params_from_iter(&params))
-        .db()?;
+        let mut row_params = vec![super::table::opt_sql(base)];
+        row_params.extend(key.iter().cloned());
+        let ver: Option<i64> = conn
+            .prepare_cached(&format!(
+                "UPDATE {} SET es_cver = ?1 WHERE {} RETURNING es_ver",
+                t.q,
+                sql::key_match_params(2, &t.key)
+            ))
+            .db()?
+            .query_row(params_from_iter(row_params), |r| r.get(0))
+            .optional()
+            .db()?;
+        again = ver.is_some_and(|v| v != change.version);
     } else {
         // A hard delete: only a row re-inserted under this key since the
         // push was read is left to update.
-        conn.prepare_cached(&format!(
-            "UPDATE {} SET es_cver = ?1 WHERE es_ver > ?2 AND {}",
-            t.q,
-            sql::key_match_params(3, &t.key)
-        ))
-        .db()?
-        .execute(params_from_iter(&params))
-        .db()?;
+        again = conn
+            .prepare_cached(&format!(
+                "UPDATE {} SET es_cver = ?1 WHERE es_ver > ?2 AND {}",
+                t.q,
+                sql::key_match_params(3, &t.key)
+            ))
+            .db()?
+            .execute(params_from_iter(&params))
+            .db()?
+            > 0;
     }
     params.push(SqlValue::Text(t.m.edge.clone()));
     let tbl = params.len();
-    conn.prepare_cached(&format!(
-        "UPDATE es_tombstones SET es_cver = ?1 WHERE tbl = ?{tbl} AND es_ver > ?2 AND key = {}",
-        sql::key_json(None, 3, &t.key)
-    ))
-    .db()?
-    .execute(params_from_iter(&params))
-    .db()?;
-    Ok(())
+    again |= conn
+        .prepare_cached(&format!(
+            "UPDATE es_tombstones SET es_cver = ?1 WHERE tbl = ?{tbl} AND es_ver > ?2 AND key = {}",
+            sql::key_json(None, 3, &t.key)
+        ))
+        .db()?
+        .execute(params_from_iter(&params))
+        .db()?
+        > 0;
+    Ok(again)
 }

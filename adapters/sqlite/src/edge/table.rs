@@ -119,6 +119,60 @@ impl<'a> EdgeTable<'a> {
         .db()
     }
 
+    /// Does the table have any conflict base in `es_base`? (Checked once per
+    /// transaction, so the common case, no bases at all, costs nothing per
+    /// row.) `false` too for a file provisioned before `es_base` existed.
+    pub(super) fn has_bases(&self, conn: &Connection) -> Result<bool> {
+        if !crate::schema::exists(conn, "table", "es_base")? {
+            return Ok(false);
+        }
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM es_base WHERE tbl = ?1)")
+            .db()?
+            .query_row([&self.m.edge], |r| r.get(0))
+            .db()
+    }
+
+    /// Forget the conflict base of a key (the row is clean again, or gone).
+    pub(super) fn drop_base(&self, conn: &Connection, key: &[SqlValue]) -> Result<()> {
+        let mut params = vec![SqlValue::Text(self.m.edge.clone())];
+        params.extend(key.iter().cloned());
+        conn.prepare_cached(&format!(
+            "DELETE FROM es_base WHERE tbl = ?1 AND key = {}",
+            sql::key_json(None, 2, &self.key)
+        ))
+        .db()?
+        .execute(params_from_iter(params))
+        .db()?;
+        Ok(())
+    }
+
+    /// Make `values`, as the central holds them at `cver`, the key's conflict
+    /// base (replacing any other).
+    pub(super) fn set_base(
+        &self,
+        conn: &Connection,
+        key: &[Value],
+        key_sql: &[SqlValue],
+        cver: i64,
+        values: &[Value],
+    ) -> Result<()> {
+        let row = types::values_to_json(&self.bind_row(values, key)?);
+        let mut params = vec![
+            SqlValue::Text(self.m.edge.clone()),
+            SqlValue::Integer(cver),
+            SqlValue::Text(row),
+        ];
+        params.extend(key_sql.iter().cloned());
+        conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO es_base (tbl, key, cver, row) VALUES (?1, {}, ?2, ?3)",
+            sql::key_json(None, 4, &self.key)
+        ))
+        .db()?
+        .execute(params_from_iter(params))
+        .db()?;
+        Ok(())
+    }
+
     /// Make the local row what the central says: `state` is a pull-style
     /// change (`None`, or no values and deleted: the row is gone centrally).
     /// Soft tables keep a deleted row with its marker; hard tables remove it.

@@ -28,6 +28,7 @@ pub(crate) mod tpl {
     pub(crate) const EDGE_FORGET_TABLE: &str = schema!("edge_forget_table.sql");
     pub(crate) const EDGE_DROP_METADATA: &str = schema!("edge_drop_metadata.sql");
     pub(crate) const CENTRAL_METADATA: &str = schema!("central_metadata.sql");
+    pub(crate) const CENTRAL_CONFLICT_COLUMNS: &str = schema!("central_conflict_columns.sql");
     pub(crate) const CENTRAL_COLUMNS: &str = schema!("central_columns.sql");
     pub(crate) const CENTRAL_MARK_VERSIONS: &str = schema!("central_mark_versions.sql");
     pub(crate) const CENTRAL_TRIGGERS: &str = schema!("central_triggers.sql");

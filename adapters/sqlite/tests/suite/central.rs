@@ -23,6 +23,7 @@ fn batch(changes: Vec<Change>) -> PushBatch {
     PushBatch {
         hi: changes.iter().map(|c| c.version).max().unwrap_or(0),
         changes,
+        bases: Vec::new(),
     }
 }
 
