@@ -215,14 +215,18 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
         }
         match &stats.error {
             Some(err) => warn!(node, table = %table.edge, "sync failed: {err}"),
-            None => info!(
+            // An idle table is the common case every `interval`; keep the
+            // journal for syncs that moved something.
+            None if moved(stats) => info!(
                 node,
                 table = %table.edge,
                 pushed = stats.pushed,
                 pulled = stats.pulled,
                 conflicts = stats.conflicts,
+                quarantined = stats.quarantined,
                 "synced"
             ),
+            None => tracing::debug!(node, table = %table.edge, "synced, nothing to move"),
         }
     }
     all
@@ -237,6 +241,11 @@ pub async fn sync_all(engine: &Engine) -> Vec<TableStats> {
     }
     super::conflicts::purge_if_due(engine).await;
     out
+}
+
+/// Did this table's sync move anything worth a log line?
+fn moved(s: &TableStats) -> bool {
+    s.pushed + s.pulled + s.conflicts + s.quarantined > 0
 }
 
 /// Capped exponential backoff with full jitter: attempt 0 waits about

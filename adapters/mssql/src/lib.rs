@@ -97,6 +97,15 @@ impl MssqlCentral {
         self.pool.addr()
     }
 
+    /// A session of its own, held until dropped: for tests and tools that
+    /// keep a transaction open across calls (it takes one of the pool's
+    /// eight sessions).
+    pub async fn session(&self) -> Result<Session> {
+        Ok(Session {
+            conn: self.pool.get().await?,
+        })
+    }
+
     /// Run T-SQL (several statements allowed) on a session of the pool, for
     /// tests and tools.
     pub async fn execute_sql(&self, sql: &str) -> Result<()> {
@@ -112,6 +121,25 @@ impl MssqlCentral {
             .await?
             .query(sql, &[], "running a query")
             .await?;
+        rows.iter().map(|r| types::get_text(r, 0)).collect()
+    }
+}
+
+/// One session of a [`MssqlCentral`]'s pool, for tests and tools.
+pub struct Session {
+    conn: connection::Conn,
+}
+
+impl Session {
+    /// Run a T-SQL batch (`BEGIN TRANSACTION` stays open until a later
+    /// batch commits it).
+    pub async fn run(&mut self, sql: &str) -> Result<()> {
+        self.conn.batch(sql, "running SQL").await
+    }
+
+    /// The first column of every row `sql` returns, as text.
+    pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Option<String>>> {
+        let rows = self.conn.query(sql, &[], "running a query").await?;
         rows.iter().map(|r| types::get_text(r, 0)).collect()
     }
 }

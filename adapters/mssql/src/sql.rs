@@ -88,6 +88,7 @@ impl Native {
 
 /// The native type edgesync assumes for a canonical type when it has no
 /// catalog to ask (`init-sync --dry-run` without a server, golden tests).
+#[cfg(test)]
 pub fn default_native(ty: ColType) -> Native {
     let decl = match ty {
         ColType::Bool => "bit".to_string(),

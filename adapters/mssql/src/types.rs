@@ -108,9 +108,11 @@ pub fn col_type(c: &ColumnInfo) -> Result<ColType, String> {
                 ColType::Text { max_len }
             }
         }
-        "varchar" => return Err(format!(
+        "varchar" => {
+            return Err(format!(
             "{decl} with a non-UTF-8 collation cannot hold every Unicode character; use nvarchar"
-        )),
+        ))
+        }
         "nchar" | "char" => return Err(format!("{decl} pads values with spaces; use nvarchar(n)")),
         "ntext" | "text" | "image" => {
             return Err(format!(

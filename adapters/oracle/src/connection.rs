@@ -161,8 +161,7 @@ pub fn classify_connect_error(e: oracle::Error, target: &Target) -> Error {
 
 /// Open and set up one session.
 fn open(target: &Target, password: &str) -> Result<oracle::Connection> {
-    let mut connector =
-        oracle::Connector::new(&target.user, password, &target.connect_string);
+    let mut connector = oracle::Connector::new(&target.user, password, &target.connect_string);
     connector.driver_name("edgesync");
     let conn = connector
         .connect()

@@ -79,8 +79,7 @@ pub fn is_client_missing(e: &oracle::Error) -> bool {
 
 /// Does the session have to be thrown away after `e`?
 pub fn breaks_connection(e: &oracle::Error) -> bool {
-    kind_of(e) == ErrorKind::Connection
-        || matches!(ora_code(e), Some(28 | 1012 | 2396 | 4068))
+    kind_of(e) == ErrorKind::Connection || matches!(ora_code(e), Some(28 | 1012 | 2396 | 4068))
 }
 
 /// Convert, prefixing the message with what was being done.

@@ -300,9 +300,12 @@ fn plan_table(
         let marker = step.marker().unwrap_or_default();
         let needed = match step.id.as_str() {
             "columns" => present.is_empty(),
-            "scn_index" => {
-                !object_exists(conn, owner, &sql::object_name("scn", q, default_owner), "INDEX")?
-            }
+            "scn_index" => !object_exists(
+                conn,
+                owner,
+                &sql::object_name("scn", q, default_owner),
+                "INDEX",
+            )?,
             "trg_stamp" => !source_has(
                 conn,
                 owner,
@@ -364,7 +367,9 @@ pub fn plan_deinit(
         for step in steps(DEINIT_TABLE, &as_refs(&vars))? {
             let object = |kind: &str| sql::object_name(kind, q, default_owner);
             let present = match step.id.as_str() {
-                "columns" => META_COLUMNS.iter().any(|m| cols.iter().any(|c| c.name == *m)),
+                "columns" => META_COLUMNS
+                    .iter()
+                    .any(|m| cols.iter().any(|c| c.name == *m)),
                 "trg_tomb" => object_exists(conn, &owner, &object("trg_t"), "TRIGGER")?,
                 "trg_stamp" => object_exists(conn, &owner, &object("trg_s"), "TRIGGER")?,
                 "scn_index" => object_exists(conn, &owner, &object("scn"), "INDEX")?,
@@ -418,8 +423,10 @@ pub fn plan_deinit(
 /// itself), stopping at the first failure or PL/SQL compilation error.
 pub fn execute(conn: &Connection, statements: &[Statement]) -> Result<()> {
     for s in statements {
-        conn.execute(&s.sql, &[])
-            .map_err(ctx(format!("{} (statements before it were applied; re-run init-sync after fixing the cause)", s.purpose)))?;
+        conn.execute(&s.sql, &[]).map_err(ctx(format!(
+            "{} (statements before it were applied; re-run init-sync after fixing the cause)",
+            s.purpose
+        )))?;
         if let Some(warning) = conn.last_warning() {
             let errors: Vec<String> = conn
                 .query_as::<(String, String, i64, String)>(

@@ -44,6 +44,8 @@ pub(crate) struct Ctx<'a> {
     pub tbl: String,
     /// The names the statements use.
     pub names: Names,
+    /// The connection's current schema (for unqualified tables).
+    pub owner: String,
 }
 
 /// The central state of one key, as locked.
@@ -113,6 +115,7 @@ fn apply(
         node,
         tbl: sql::tbl_id(&table.central, default_owner),
         names: Names::of(table, default_owner),
+        owner: default_owner.to_string(),
     };
     let hi = lock_node(conn, &cx)?;
 
@@ -360,7 +363,7 @@ fn apply_round(
             PushOutcome::Applied { version }
         });
     }
-    crate::meta::log_conflicts(conn, cx.table, cx.node, &logged)?;
+    crate::meta::log_conflicts(conn, cx.table, &cx.owner, cx.node, &logged)?;
     Ok(logged.len())
 }
 

@@ -45,14 +45,17 @@ pub(crate) fn find_table(
             &[&owner, &name, &owner, &name, &owner, &name],
         )
         .map_err(ctx(format!("looking up central table {table}")))?;
-    for r in rows {
-        let r = r.map_err(ctx("reading all_tables"))?;
-        return Ok(Some(Found {
-            owner: r.get(0).map_err(ctx("reading all_tables"))?,
-            name: r.get(1).map_err(ctx("reading all_tables"))?,
-        }));
+    let mut rows = rows;
+    match rows.next() {
+        Some(r) => {
+            let r = r.map_err(ctx("reading all_tables"))?;
+            Ok(Some(Found {
+                owner: r.get(0).map_err(ctx("reading all_tables"))?,
+                name: r.get(1).map_err(ctx("reading all_tables"))?,
+            }))
+        }
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// One column as the catalog has it.
@@ -77,7 +80,11 @@ pub(crate) fn is_bool_check(condition: &str, column: &str) -> bool {
 }
 
 /// Every visible column of a table, in table order.
-pub(crate) fn columns(conn: &Connection, found: &Found, db_unicode: bool) -> Result<Vec<CatalogColumn>> {
+pub(crate) fn columns(
+    conn: &Connection,
+    found: &Found,
+    db_unicode: bool,
+) -> Result<Vec<CatalogColumn>> {
     let owner = found.owner.as_str();
     let name = found.name.as_str();
     let json: Vec<String> = conn
@@ -120,10 +127,7 @@ pub(crate) fn columns(conn: &Connection, found: &Found, db_unicode: bool) -> Res
             char_length: r.get::<usize, Option<u32>>(5).map_err(get())?.unwrap_or(0),
             char_used: r.get(6).map_err(get())?,
             is_json: json.contains(&col),
-            is_bool: checks
-                .iter()
-                .flatten()
-                .any(|c| is_bool_check(c, &col)),
+            is_bool: checks.iter().flatten().any(|c| is_bool_check(c, &col)),
             db_unicode,
         };
         let default_length: Option<i64> = r.get(8).map_err(get())?;
@@ -200,7 +204,10 @@ pub(crate) fn mapped<'a>(
         .map(|c| {
             cols.iter()
                 .find(|k| k.name == c.central)
-                .or_else(|| cols.iter().find(|k| k.name.eq_ignore_ascii_case(&c.central)))
+                .or_else(|| {
+                    cols.iter()
+                        .find(|k| k.name.eq_ignore_ascii_case(&c.central))
+                })
                 .ok_or_else(|| {
                     Error::schema(format!(
                         "central table {} has no column {}",
@@ -245,7 +252,12 @@ fn count(conn: &Connection, sql: &str, params: &[&dyn oracle::sql_type::ToSql]) 
 
 /// Does an object of `kind` (`TABLE`, `INDEX`, `SEQUENCE`, `PACKAGE`,
 /// `PACKAGE BODY`, `TRIGGER`) exist?
-pub(crate) fn object_exists(conn: &Connection, owner: &str, name: &str, kind: &str) -> Result<bool> {
+pub(crate) fn object_exists(
+    conn: &Connection,
+    owner: &str,
+    name: &str,
+    kind: &str,
+) -> Result<bool> {
     Ok(count(
         conn,
         "SELECT COUNT(*) FROM all_objects WHERE owner = :1 AND object_name = :2 AND object_type = :3",
@@ -277,15 +289,20 @@ pub(crate) fn table_comment(conn: &Connection, owner: &str, name: &str) -> Resul
             &[&owner, &name],
         )
         .map_err(ctx("reading table comments"))?;
-    for r in rows {
-        return r.map_err(ctx("reading table comments"));
+    let mut rows = rows;
+    match rows.next() {
+        Some(r) => r.map_err(ctx("reading table comments")),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// The push matches rows by the key; without a unique constraint or index
 /// on exactly the key columns two edges could insert the same key twice.
-pub(crate) fn check_unique_key(conn: &Connection, table: &TableMapping, found: &Found) -> Result<()> {
+pub(crate) fn check_unique_key(
+    conn: &Connection,
+    table: &TableMapping,
+    found: &Found,
+) -> Result<()> {
     let rows = conn
         .query(
             "SELECT i.index_name, c.column_name FROM all_indexes i
@@ -299,7 +316,10 @@ pub(crate) fn check_unique_key(conn: &Connection, table: &TableMapping, found: &
         let r = r.map_err(ctx("reading unique indexes"))?;
         let index: String = r.get(0).map_err(ctx("reading unique indexes"))?;
         let col: Option<String> = r.get(1).map_err(ctx("reading unique indexes"))?;
-        indexes.entry(index).or_default().push(col.unwrap_or_default());
+        indexes
+            .entry(index)
+            .or_default()
+            .push(col.unwrap_or_default());
     }
     let mut key: Vec<String> = table.key_columns().map(|c| c.central.clone()).collect();
     key.sort_unstable();

@@ -111,23 +111,21 @@ pub fn default_native(ty: ColType) -> Native {
         ColType::Int => ("NUMBER(18)".to_string(), None, false),
         ColType::Float => ("BINARY_DOUBLE".to_string(), None, false),
         ColType::Decimal { precision, scale } => (
-            format!("NUMBER({},{})", precision.unwrap_or(38), scale.unwrap_or(10)),
+            format!(
+                "NUMBER({},{})",
+                precision.unwrap_or(38),
+                scale.unwrap_or(10)
+            ),
             None,
             false,
         ),
-        ColType::Text { max_len: Some(n) } if n <= 1000 => {
-            (format!("NVARCHAR2({n})"), None, false)
-        }
+        ColType::Text { max_len: Some(n) } if n <= 1000 => (format!("NVARCHAR2({n})"), None, false),
         ColType::Text { .. } | ColType::Json => ("NCLOB".to_string(), None, true),
         ColType::Bytes => ("BLOB".to_string(), None, true),
         ColType::Uuid => ("RAW(16)".to_string(), None, false),
         ColType::Date | ColType::Timestamp => ("TIMESTAMP(6)".to_string(), Some(6), false),
         ColType::Time => ("INTERVAL DAY(0) TO SECOND(6)".to_string(), Some(6), false),
-        ColType::TimestampTz => (
-            "TIMESTAMP(6) WITH TIME ZONE".to_string(),
-            Some(6),
-            false,
-        ),
+        ColType::TimestampTz => ("TIMESTAMP(6) WITH TIME ZONE".to_string(), Some(6), false),
     };
     Native {
         decl,
@@ -138,13 +136,12 @@ pub fn default_native(ty: ColType) -> Native {
 }
 
 /// A bound parameter as a value of the column's type: decimals travel as
-/// text (never a float) and are converted by `TO_NUMBER` with an explicit
-/// decimal point, whatever the session's NLS settings.
+/// exact text (never a float) and are converted by `TO_NUMBER`, which reads
+/// `.` as the decimal point because every edgesync session sets
+/// `NLS_NUMERIC_CHARACTERS = '.,'` (see `connection.rs`).
 pub fn bind_expr(param: &str, ty: ColType) -> String {
     match ty {
-        ColType::Decimal { .. } => {
-            format!("TO_NUMBER({param}, 'TM9', 'NLS_NUMERIC_CHARACTERS=''.,''')")
-        }
+        ColType::Decimal { .. } => format!("TO_NUMBER({param})"),
         _ => param.to_string(),
     }
 }
@@ -241,11 +238,6 @@ impl Placeholders {
     pub fn take(&mut self) -> String {
         self.next += 1;
         format!(":{}", self.next)
-    }
-
-    /// How many were handed out.
-    pub fn count(&self) -> usize {
-        self.next
     }
 }
 

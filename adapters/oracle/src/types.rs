@@ -341,7 +341,7 @@ fn check_time(t: &NaiveDateTime, native: &Native) -> Result<()> {
     }
     if let Some(digits) = native.fraction {
         let unit = 10u32.pow(9 - digits.min(9));
-        if t.nanosecond() % unit != 0 {
+        if !t.nanosecond().is_multiple_of(unit) {
             return Err(Error::value(format!(
                 "{t} has more fractional-second digits than {} keeps ({digits}); the column would round it",
                 native.decl
@@ -431,9 +431,8 @@ pub enum Raw {
 
 /// Read column `idx` of `row` as the driver type for `ty`.
 pub fn raw(row: &oracle::Row, idx: usize, ty: ColType, what: &str) -> Result<Raw> {
-    let bad = |e: oracle::Error| {
-        Error::value(format!("cannot read {what} as {ty}: {e}")).with_source(e)
-    };
+    let bad =
+        |e: oracle::Error| Error::value(format!("cannot read {what} as {ty}: {e}")).with_source(e);
     macro_rules! get {
         ($t:ty, $wrap:expr) => {
             row.get::<usize, Option<$t>>(idx)
@@ -558,7 +557,10 @@ mod tests {
                 scale: Some(10)
             })
         );
-        assert_eq!(col_type(&info("NUMBER", 22, Some(18), Some(0))), Ok(ColType::Int));
+        assert_eq!(
+            col_type(&info("NUMBER", 22, Some(18), Some(0))),
+            Ok(ColType::Int)
+        );
         assert_eq!(
             col_type(&info("NUMBER", 22, Some(19), Some(0))),
             Ok(ColType::Decimal {
@@ -585,32 +587,57 @@ mod tests {
         assert_eq!(col_type(&doc), Ok(ColType::Json));
         assert_eq!(col_type(&info("RAW", 16, None, None)), Ok(ColType::Uuid));
         assert_eq!(col_type(&info("RAW", 32, None, None)), Ok(ColType::Bytes));
-        assert_eq!(col_type(&info("BLOB", 4000, None, None)), Ok(ColType::Bytes));
-        assert_eq!(col_type(&info("DATE", 7, None, None)), Ok(ColType::Timestamp));
+        assert_eq!(
+            col_type(&info("BLOB", 4000, None, None)),
+            Ok(ColType::Bytes)
+        );
+        assert_eq!(
+            col_type(&info("DATE", 7, None, None)),
+            Ok(ColType::Timestamp)
+        );
         assert_eq!(
             col_type(&info("TIMESTAMP(6) WITH TIME ZONE", 13, None, Some(6))),
             Ok(ColType::TimestampTz)
         );
-        assert!(col_type(&info("TIMESTAMP(6) WITH LOCAL TIME ZONE", 11, None, Some(6)))
-            .expect_err("refused")
-            .contains("WITH TIME ZONE"));
+        assert!(col_type(&info(
+            "TIMESTAMP(6) WITH LOCAL TIME ZONE",
+            11,
+            None,
+            Some(6)
+        ))
+        .expect_err("refused")
+        .contains("WITH TIME ZONE"));
         assert!(col_type(&info("FLOAT", 22, Some(126), None)).is_err());
         assert!(col_type(&info("CHAR", 5, None, None))
             .expect_err("refused")
             .contains("CHAR(5 CHAR)"));
-        assert_eq!(col_type(&info("XMLTYPE", 0, None, None)), Err("XMLTYPE".into()));
+        assert_eq!(
+            col_type(&info("XMLTYPE", 0, None, None)),
+            Err("XMLTYPE".into())
+        );
     }
 
     #[test]
     fn empty_text_and_bytes_are_refused_not_turned_into_null() {
         let text = ColType::Text { max_len: None };
-        for native in [default_native(text), default_native(ColType::Text { max_len: Some(5) })] {
+        for native in [
+            default_native(text),
+            default_native(ColType::Text { max_len: Some(5) }),
+        ] {
             let e = bind(text, &native, &Value::Text(String::new())).expect_err("refused");
             assert_eq!(e.kind(), edgesync_core::ErrorKind::Value);
-            assert!(e.message().contains("Oracle stores '' as NULL"), "{}", e.message());
+            assert!(
+                e.message().contains("Oracle stores '' as NULL"),
+                "{}",
+                e.message()
+            );
         }
-        assert!(bind(ColType::Json, &default_native(ColType::Json), &Value::Json(String::new()))
-            .is_err());
+        assert!(bind(
+            ColType::Json,
+            &default_native(ColType::Json),
+            &Value::Json(String::new())
+        )
+        .is_err());
         assert!(bind(
             ColType::Bytes,
             &default_native(ColType::Bytes),
@@ -668,11 +695,27 @@ mod tests {
                 Value::Text("añ😀b".into()),
                 Raw::Text("añ😀b".into()),
             ),
-            (ColType::Json, Value::Json("{\"a\":1}".into()), Raw::Text("{\"a\":1}".into())),
-            (ColType::Bytes, Value::Bytes(vec![0, 255]), Raw::Bytes(vec![0, 255])),
-            (ColType::Uuid, Value::Uuid(u), Raw::Bytes(u.as_bytes().to_vec())),
+            (
+                ColType::Json,
+                Value::Json("{\"a\":1}".into()),
+                Raw::Text("{\"a\":1}".into()),
+            ),
+            (
+                ColType::Bytes,
+                Value::Bytes(vec![0, 255]),
+                Raw::Bytes(vec![0, 255]),
+            ),
+            (
+                ColType::Uuid,
+                Value::Uuid(u),
+                Raw::Bytes(u.as_bytes().to_vec()),
+            ),
             (ColType::Timestamp, Value::Timestamp(ts), Raw::Timestamp(ts)),
-            (ColType::TimestampTz, Value::TimestampTz(tz), Raw::TimestampTz(tz)),
+            (
+                ColType::TimestampTz,
+                Value::TimestampTz(tz),
+                Raw::TimestampTz(tz),
+            ),
         ];
         for (ty, v, raw) in cases {
             let native = default_native(ty);
@@ -683,7 +726,12 @@ mod tests {
         }
         // UUIDs are RAW(16) in RFC 4122 order: no byte swapping.
         assert_eq!(
-            bind(ColType::Uuid, &default_native(ColType::Uuid), &Value::Uuid(u)).expect("uuid"),
+            bind(
+                ColType::Uuid,
+                &default_native(ColType::Uuid),
+                &Value::Uuid(u)
+            )
+            .expect("uuid"),
             Bind::Bytes(Some(
                 hex_bytes::decode("6f9619ff8b86d011b42d00c04fc964ff").expect("hex")
             ))
@@ -706,7 +754,12 @@ mod tests {
         let whole = parse_timestamp("1969-12-31 23:59:59").expect("ts");
         assert!(bind(ColType::Timestamp, &date, &Value::Timestamp(whole)).is_ok());
         let year0 = parse_timestamp("0000-06-01 00:00:00").expect("ts");
-        assert!(bind(ColType::Timestamp, &default_native(ColType::Timestamp), &Value::Timestamp(year0)).is_err());
+        assert!(bind(
+            ColType::Timestamp,
+            &default_native(ColType::Timestamp),
+            &Value::Timestamp(year0)
+        )
+        .is_err());
         // Byte limits of VARCHAR2(n BYTE).
         let bytes4 = Native {
             decl: "VARCHAR2(4 BYTE)".into(),
@@ -714,8 +767,18 @@ mod tests {
             lob: false,
             byte_limit: Some(4),
         };
-        assert!(bind(ColType::Text { max_len: Some(4) }, &bytes4, &Value::Text("😀b".into())).is_err());
-        assert!(bind(ColType::Int, &default_native(ColType::Int), &Value::Text("1".into())).is_err());
+        assert!(bind(
+            ColType::Text { max_len: Some(4) },
+            &bytes4,
+            &Value::Text("😀b".into())
+        )
+        .is_err());
+        assert!(bind(
+            ColType::Int,
+            &default_native(ColType::Int),
+            &Value::Text("1".into())
+        )
+        .is_err());
         assert!(from_raw(Raw::Int(2), ColType::Bool, "c").is_err());
     }
 
@@ -725,8 +788,14 @@ mod tests {
             precision: Some(12),
             scale: Some(2),
         };
-        assert_eq!(parse_key_text(".5", dec).expect("dec"), Value::Decimal("0.50".into()));
-        assert_eq!(parse_key_text("-3", ColType::Int).expect("int"), Value::Int(-3));
+        assert_eq!(
+            parse_key_text(".5", dec).expect("dec"),
+            Value::Decimal("0.50".into())
+        );
+        assert_eq!(
+            parse_key_text("-3", ColType::Int).expect("int"),
+            Value::Int(-3)
+        );
         assert_eq!(
             parse_key_text("2024-01-01 00:00:00.000000000", ColType::TimestampTz).expect("tz"),
             Value::TimestampTz(parse_timestamptz("2024-01-01 05:30:00+05:30").expect("tz"))

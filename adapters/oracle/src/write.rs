@@ -265,7 +265,10 @@ pub(crate) fn stage(
             cx.natives[k].clone()
         };
         batch
-            .set_type(FIXED + j + 1, &types::null(t.columns[k].ty, &native).oratype())
+            .set_type(
+                FIXED + j + 1,
+                &types::null(t.columns[k].ty, &native).oratype(),
+            )
             .map_err(ctx("preparing the stage"))?;
     }
     for r in rows {
@@ -295,9 +298,7 @@ pub(crate) fn stage(
             );
         }
         let refs: Vec<&dyn ToSql> = binds.iter().map(|b| b as &dyn ToSql).collect();
-        batch
-            .append_row(&refs)
-            .map_err(ctx("staging the batch"))?;
+        batch.append_row(&refs).map_err(ctx("staging the batch"))?;
     }
     batch.execute().map_err(ctx("staging the batch"))
 }
@@ -450,8 +451,14 @@ pub(crate) fn write(
         .map_err(ctx("reading the new versions"))?;
     for r in rows {
         let r = r.map_err(ctx("reading the new versions"))?;
-        let pos = ordinal(r.get(0).map_err(ctx("reading the new versions"))?, plan.len())?;
-        out.push((plan[pos].0, r.get(1).map_err(ctx("reading the new versions"))?));
+        let pos = ordinal(
+            r.get(0).map_err(ctx("reading the new versions"))?,
+            plan.len(),
+        )?;
+        out.push((
+            plan[pos].0,
+            r.get(1).map_err(ctx("reading the new versions"))?,
+        ));
     }
     if out.len() != plan.len() {
         return Err(Error::internal(format!(
