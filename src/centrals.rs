@@ -175,6 +175,7 @@ mod tests {
         ));
     }
 
+    #[cfg(any(feature = "oracle", feature = "mssql"))]
     fn central(url: &str) -> CentralConfig {
         CentralConfig {
             url: url.into(),
@@ -198,6 +199,7 @@ mod tests {
             Ok(_) => panic!("connected to an Oracle on port 1"),
             Err(e) => format!("{e:#}"),
         };
+        println!("{err}");
         if edgesync_oracle::client_available() {
             // A machine with Instant Client: nothing listens on port 1.
             assert!(err.contains("cannot reach Oracle"), "{err}");

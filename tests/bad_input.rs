@@ -1,16 +1,19 @@
 //! Bad input gets one clear message naming the thing at fault, a non-zero
 //! exit, and changes nothing — through the real binary.
 
-use crate::common::{query_text, stderr, Backend, Ddl, Env};
+use crate::common::{query_text, stderr, Backend, Env, Sql};
 use crate::for_each_backend;
 use crate::provisioning::central_schema;
 
-const BAD: Ddl = Ddl {
+const BAD: Sql = Sql {
     sqlite: "CREATE TABLE good (id INTEGER PRIMARY KEY, v TEXT);
              CREATE TABLE nokey (a INTEGER, b TEXT);",
     postgres: "CREATE TABLE good (id bigint PRIMARY KEY, v text);
                CREATE TABLE nokey (a bigint, b text);
                CREATE TABLE odd (id bigint PRIMARY KEY, span interval);",
+    mysql: "CREATE TABLE good (id bigint PRIMARY KEY, v longtext);
+            CREATE TABLE nokey (a bigint, b longtext);
+            CREATE TABLE odd (id bigint PRIMARY KEY, span year);",
 };
 
 /// Run `init-sync` with `tables`; it must fail naming every `needles`, and
@@ -75,11 +78,8 @@ async fn table_without_key_is_named(backend: Backend) {
     )
     .await;
     // with a unique index on the key it is accepted
-    env.central_exec(
-        "CREATE UNIQUE INDEX nokey_a ON nokey (a);",
-        "CREATE UNIQUE INDEX nokey_a ON nokey (a);",
-    )
-    .await;
+    env.central_run(Sql::all("CREATE UNIQUE INDEX nokey_a ON nokey (a);"))
+        .await;
     let out = env.cli(&["init-sync"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -96,13 +96,12 @@ async fn mapped_column_that_does_not_exist_is_named(backend: Backend) {
 
 async fn unmappable_column_type_is_named(backend: Backend) {
     let mut env = Env::new(backend, &["a"], &BAD).await;
-    if backend == Backend::Postgres {
-        refused(
-            &mut env,
-            "[[table]]\nname = \"odd\"\n",
-            &["span", "interval"],
-        )
-        .await;
+    if let Some(native) = match backend {
+        Backend::Postgres => Some("interval"),
+        Backend::Mysql => Some("year"),
+        Backend::Sqlite => None,
+    } {
+        refused(&mut env, "[[table]]\nname = \"odd\"\n", &["span", native]).await;
     } else {
         // On a SQLite edge, a DECIMAL column has NUMERIC affinity and would
         // store money as floating point: refused, naming the column.
@@ -189,12 +188,11 @@ for_each_backend!(
     corrupt_edge_file_is_named_and_left_alone,
 );
 
-// Server-level failures (PostgreSQL only).
+// Server-level failures, for each server backend.
 
-#[tokio::test]
-async fn unreachable_central_host_is_named() {
+async fn unreachable_central_host_is_named(url: &str) {
     let mut env = Env::new(Backend::Sqlite, &["a"], &BAD).await;
-    env.central_url = "postgres://postgres@127.0.0.1:1/test".into();
+    env.central_url = url.into();
     env.write_config("[[table]]\nname = \"good\"\n", "");
     let out = env.cli(&["check-config"]);
     assert!(!out.status.success());
@@ -206,16 +204,37 @@ async fn unreachable_central_host_is_named() {
     );
 }
 
-#[tokio::test]
-async fn refused_login_is_named() {
-    // The test server uses trust authentication, so a wrong password cannot
-    // be refused here; an unknown role is the login failure we can provoke.
+/// The test servers let their admin user in without a password, so a wrong
+/// password cannot be refused here; an unknown user is the login failure we
+/// can provoke.
+async fn refused_login_is_named(url: String) {
     let mut env = Env::new(Backend::Sqlite, &["a"], &BAD).await;
-    let url = crate::common::pg_admin_url().replace("postgres@", "no_such_role_x@");
     env.central_url = url;
     env.write_config("[[table]]\nname = \"good\"\n", "");
     let out = env.cli(&["init-sync"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("no_such_role_x"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_host_is_named() {
+    unreachable_central_host_is_named("postgres://postgres@127.0.0.1:1/test").await;
+}
+
+#[tokio::test]
+async fn unreachable_mysql_host_is_named() {
+    unreachable_central_host_is_named("mysql://root@127.0.0.1:1/test").await;
+}
+
+#[tokio::test]
+async fn refused_postgres_login_is_named() {
+    let url = crate::common::pg_admin_url().replace("postgres@", "no_such_role_x@");
+    refused_login_is_named(url).await;
+}
+
+#[tokio::test]
+async fn refused_mysql_login_is_named() {
+    let url = crate::common::mysql_admin_url().replace("root@", "no_such_role_x@");
+    refused_login_is_named(url).await;
 }

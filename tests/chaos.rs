@@ -25,14 +25,16 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{env_usize, query_text, seed_from_env, Backend, CentralConn, Ddl, Env};
+use crate::common::{env_usize, query_text, seed_from_env, series, Backend, CentralConn, Env, Sql};
 use crate::for_each_backend;
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, val TEXT, n INTEGER NOT NULL, amount DECIMAL_TEXT(12,2));
              CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, n INTEGER NOT NULL);",
     postgres: "CREATE TABLE items (id bigint PRIMARY KEY, owner text NOT NULL, val text, n bigint NOT NULL, amount numeric(12,2));
                CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL, n bigint NOT NULL);",
+    mysql: "CREATE TABLE items (id bigint PRIMARY KEY, owner longtext NOT NULL, val longtext, n bigint NOT NULL, amount decimal(12,2));
+            CREATE TABLE notes (id bigint PRIMARY KEY, body longtext NOT NULL, n bigint NOT NULL);",
 };
 
 const TABLES: &str = r#"
@@ -120,8 +122,8 @@ enum Effect {
 }
 
 impl Writer {
-    /// One application transaction: SQL (the same text for SQLite and
-    /// PostgreSQL) and what it does to the model once committed.
+    /// One application transaction: SQL (the same text for every backend)
+    /// and what it does to the model once committed.
     fn txn(&mut self, rng: &mut StdRng, model: &Model) -> (String, Vec<Effect>) {
         let mut sql = Vec::new();
         let mut fx = Vec::new();
@@ -317,15 +319,15 @@ async fn app_txn(w: usize, sql: &str, central: &mut CentralConn, edges: &[rusqli
     if sql.is_empty() {
         return;
     }
-    match (w, &mut *central) {
-        (0, CentralConn::Postgres(_)) => central
-            .exec("", &format!("BEGIN; {sql}; COMMIT;"))
+    match w {
+        0 => central
+            .run(Sql {
+                sqlite: &format!("BEGIN IMMEDIATE; {sql}; COMMIT;"),
+                ..Sql::all(&format!("BEGIN; {sql}; COMMIT;"))
+            })
             .await
             .unwrap_or_else(|e| panic!("central application write failed: {e}\n{sql}")),
-        (0, CentralConn::Sqlite(c)) => c
-            .execute_batch(&format!("BEGIN IMMEDIATE; {sql}; COMMIT;"))
-            .unwrap_or_else(|e| panic!("central application write failed: {e}\n{sql}")),
-        (w, _) => edges[w - 1]
+        w => edges[w - 1]
             .execute_batch(&format!("BEGIN IMMEDIATE; {sql}; COMMIT;"))
             .unwrap_or_else(|e| panic!("edge application write failed: {e}\n{sql}")),
     }
@@ -344,19 +346,15 @@ fn spawn_sync(env: &Env, log: &std::path::Path) -> Child {
 }
 
 async fn items_rows(env: &Env) -> Vec<Vec<String>> {
-    env.central_rows(
+    env.central_query(Sql::all(
         "SELECT id, owner, val, n, amount, es_deleted FROM items ORDER BY id",
-        "SELECT id::text, owner, val, n::text, amount::text, (es_deleted::int)::text FROM items ORDER BY items.id",
-    )
+    ))
     .await
 }
 
 async fn notes_rows(env: &Env) -> Vec<Vec<String>> {
-    env.central_rows(
-        "SELECT id, body, n FROM notes ORDER BY id",
-        "SELECT id::text, body, n::text FROM notes ORDER BY notes.id",
-    )
-    .await
+    env.central_query(Sql::all("SELECT id, body, n FROM notes ORDER BY id"))
+        .await
 }
 
 fn by_id(rows: Vec<Vec<String>>) -> BTreeMap<i64, Vec<String>> {
@@ -374,17 +372,21 @@ async fn the_real_binary_killed_at_random_loses_and_duplicates_nothing(backend: 
     env.write_config(TABLES, "batch_rows = 200\npage_rows = 200");
 
     // The central's rows exist before provisioning (init-sync versions them).
-    let fill_sqlite = format!(
-        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {CENTRAL_ITEMS})
-           INSERT INTO items (id, owner, val, n, amount) SELECT i, 'hq', 'c' || i, 0, printf('%d.%02d', i / 100, i % 100) FROM s;
-         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {CENTRAL_NOTES})
-           INSERT INTO notes (id, body, n) SELECT i, 'n' || i, 0 FROM s;"
-    );
-    let fill_pg = format!(
-        "INSERT INTO items (id, owner, val, n, amount) SELECT i, 'hq', 'c' || i, 0, i / 100.0 FROM generate_series(1, {CENTRAL_ITEMS}) i;
-         INSERT INTO notes (id, body, n) SELECT i, 'n' || i, 0 FROM generate_series(1, {CENTRAL_NOTES}) i;"
-    );
-    env.central_exec(&fill_sqlite, &fill_pg).await;
+    // amount = i / 100, exactly: SQLite has no decimal type, so it is built
+    // as text there.
+    let fill = |amount: &str| {
+        format!(
+            "INSERT INTO items (id, owner, val, n, amount) SELECT i, 'hq', concat('c', i), 0, {amount} FROM {};
+             INSERT INTO notes (id, body, n) SELECT i, concat('n', i), 0 FROM {};",
+            series(CENTRAL_ITEMS),
+            series(CENTRAL_NOTES)
+        )
+    };
+    env.central_run(Sql {
+        sqlite: &fill("printf('%d.%02d', i / 100, i % 100)"),
+        ..Sql::all(&fill("i / 100.0"))
+    })
+    .await;
     env.init().await;
     let mut model = Model::default();
     let mut writers: Vec<Writer> = Vec::new();
@@ -537,6 +539,9 @@ async fn the_real_binary_killed_at_random_loses_and_duplicates_nothing(backend: 
             // a row the central never had is "already there" (design.md),
             // so the central never gets it.
             None if it.deleted && it.owner != "hq" => {}
+            // Deleted by the central's application, which removes the row
+            // on MySQL.
+            None if it.deleted && backend.app_deletes_remove_central_rows() => {}
             other => problems.push(format!(
                 "central items {id}: want {:?}, have {other:?}",
                 it.row(*id)

@@ -1,7 +1,7 @@
 //! The read-only commands ops use — `status`, `check-config` — and the
 //! selection flags, through the real binary.
 
-use crate::common::{query_text, stderr, Backend, Env};
+use crate::common::{query_text, stderr, Backend, Env, Sql};
 use crate::for_each_backend;
 use crate::roundtrip::{ITEMS, TABLES};
 
@@ -71,10 +71,10 @@ async fn status_reports_pending_changes_and_errors(backend: Backend) {
     );
 
     // a change the central refuses is quarantined: sync and status exit 1
-    env.central_exec(
-        "CREATE TRIGGER no_notes BEFORE INSERT ON notes BEGIN SELECT RAISE(ABORT, 'notes are closed'); END;",
-        "ALTER TABLE notes ADD CONSTRAINT notes_closed CHECK (body = 'never');",
-    )
+    env.central_run(Sql {
+        sqlite: "CREATE TRIGGER no_notes BEFORE INSERT ON notes BEGIN SELECT RAISE(ABORT, 'notes are closed'); END;",
+        ..Sql::all("ALTER TABLE notes ADD CONSTRAINT notes_closed CHECK (body = 'never');")
+    })
     .await;
     env.edge("a")
         .execute_batch("INSERT INTO notes (id, body) VALUES (1, 'hello');")

@@ -1,14 +1,21 @@
 //! The test harness: one environment per test — a temp directory, a fresh
-//! central (a SQLite file, or a PostgreSQL database with a random name that is
-//! dropped afterwards), edge files, and a `sync.toml` written to disk and loaded
-//! through the real config loader — so tests run in parallel and the suite is
-//! parametrized over central backends instead of copied.
+//! central (a SQLite file, or a PostgreSQL or MariaDB/MySQL database with a
+//! random name that is dropped afterwards), edge files, and a `sync.toml`
+//! written to disk and loaded through the real config loader — so tests run
+//! in parallel and the suite is parametrized over central backends instead of
+//! copied.
+//!
+//! SQL that a test runs on the central is given once per dialect ([`Sql`]),
+//! or once for all of them ([`Sql::all`]) where the text is portable. Query
+//! results come back as text rendered the same way on every backend (see
+//! [`Env::central_query`]), so most queries need no per-backend casts.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use edgesync::config::Config;
 use edgesync::engine::{provision, sync, Engine, Selection};
+use mysql_async::prelude::Queryable as _;
 use rusqlite::Connection;
 
 /// A central backend under test.
@@ -16,6 +23,21 @@ use rusqlite::Connection;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// MySQL 8 or MariaDB 10.6+ (CI runs MariaDB).
+    Mysql,
+}
+
+impl Backend {
+    /// Does an application's `DELETE` on the central remove the row even on
+    /// a `deletes = "soft"` table? On MySQL/MariaDB it does: a trigger cannot
+    /// turn a delete into an update there, so the row goes and a tombstone
+    /// tells the edges, which apply it by their own table's mode (a soft
+    /// edge table keeps the row with `es_deleted = 1`). See
+    /// adapters/mysql/DESIGN.md, "Deletes". Deletes pushed by edges stay
+    /// soft on every backend.
+    pub fn app_deletes_remove_central_rows(self) -> bool {
+        self == Backend::Mysql
+    }
 }
 
 /// Generate one `#[tokio::test]` per backend for each named async test fn
@@ -35,6 +57,12 @@ macro_rules! for_each_backend {
                 async fn $name() { super::$name($crate::common::Backend::Postgres).await }
             )*
         }
+        mod mysql_central {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::common::Backend::Mysql).await }
+            )*
+        }
     };
 }
 
@@ -43,15 +71,105 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+pub fn mysql_admin_url() -> String {
+    std::env::var("EDGESYNC_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
+}
+
 fn random_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
+
+// ---------------------------------------------------------------------------
+// SQL per dialect
+// ---------------------------------------------------------------------------
+
+/// SQL text for each central backend.
+pub trait Dialects {
+    fn for_backend(&self, backend: Backend) -> &str;
+}
+
+/// One statement or script in each backend's dialect. [`Sql::all`] when the
+/// text is the same everywhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Sql<'a> {
+    pub sqlite: &'a str,
+    pub postgres: &'a str,
+    pub mysql: &'a str,
+}
+
+impl<'a> Sql<'a> {
+    /// The same (portable) text for every backend.
+    pub const fn all(text: &'a str) -> Sql<'a> {
+        Sql {
+            sqlite: text,
+            postgres: text,
+            mysql: text,
+        }
+    }
+}
+
+impl Dialects for Sql<'_> {
+    fn for_backend(&self, backend: Backend) -> &str {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+            Backend::Mysql => self.mysql,
+        }
+    }
+}
+
+impl<D: Dialects + ?Sized> Dialects for &D {
+    fn for_backend(&self, backend: Backend) -> &str {
+        (**self).for_backend(backend)
+    }
+}
+
+/// Legacy: SQL for SQLite and PostgreSQL only, for test files not yet given
+/// a MariaDB form (tests/daemon.rs). Used on a MySQL central it fails the
+/// test, saying so; port such a test by writing its SQL as a [`Sql`].
+#[derive(Debug, Clone, Copy)]
+pub struct TwoDialects<'a> {
+    pub sqlite: &'a str,
+    pub postgres: &'a str,
+}
+
+/// Legacy central DDL (see [`TwoDialects`]); new tests use [`Sql`].
+pub type Ddl = TwoDialects<'static>;
+
+impl Dialects for TwoDialects<'_> {
+    fn for_backend(&self, backend: Backend) -> &str {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+            Backend::Mysql => panic!(
+                "this test gives its central SQL for SQLite and PostgreSQL only (common::Ddl / \
+                 central_exec / central_rows); give it a MySQL form with common::Sql to run it on \
+                 MariaDB: {self:?}"
+            ),
+        }
+    }
+}
+
+/// `(WITH RECURSIVE ...) AS s`: the integers 1..=n as column `i` of `s`, for
+/// `INSERT ... SELECT ... FROM {series(n)}` on every backend.
+pub fn series(n: i64) -> String {
+    format!(
+        "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The environment
+// ---------------------------------------------------------------------------
 
 /// One test's world.
 pub struct Env {
     pub backend: Backend,
     pub dir: tempfile::TempDir,
-    pub pg_db: Option<String>,
+    /// The per-test PostgreSQL or MySQL database (`es_t_<random>`), dropped
+    /// with the `Env`.
+    pub test_db: Option<String>,
     pub central_url: String,
     pub nodes: Vec<String>,
     pub tables_toml: String,
@@ -59,18 +177,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh central with `central_ddl` (per backend) run on it, and
-    /// `nodes` edges (files not created yet).
-    pub async fn new(backend: Backend, nodes: &[&str], ddl: &Ddl) -> Env {
+    /// A fresh central with `ddl` (per backend) run on it, and `nodes` edges
+    /// (files not created yet).
+    pub async fn new(backend: Backend, nodes: &[&str], ddl: impl Dialects) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("es-test-")
             .tempdir()
             .expect("tempdir");
-        let (pg_db, central_url) = match backend {
+        let ddl = ddl.for_backend(backend);
+        let (test_db, central_url) = match backend {
             Backend::Sqlite => {
                 let path = dir.path().join("central.db");
                 let c = Connection::open(&path).expect("central sqlite");
-                c.execute_batch(ddl.sqlite).expect("central ddl (sqlite)");
+                c.execute_batch(ddl).expect("central ddl (sqlite)");
                 (None, format!("sqlite://{}", path.display()))
             }
             Backend::Postgres => {
@@ -83,17 +202,31 @@ impl Env {
                     .expect("create test database");
                 let url = replace_db(&admin, &name);
                 let mut c = connect_pg(&url).await;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.postgres))
+                sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.to_string()))
                     .execute(&mut c)
                     .await
                     .expect("central ddl (postgres)");
+                (Some(name), url)
+            }
+            Backend::Mysql => {
+                let name = format!("es_t_{}", random_suffix());
+                let admin = mysql_admin_url();
+                let mut conn = connect_mysql(&admin).await;
+                conn.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+                    .await
+                    .expect("create test database");
+                conn.disconnect().await.ok();
+                let url = replace_db(&admin, &name);
+                let mut c = connect_mysql(&url).await;
+                c.query_drop(ddl).await.expect("central ddl (mysql)");
+                c.disconnect().await.ok();
                 (Some(name), url)
             }
         };
         Env {
             backend,
             dir,
-            pg_db,
+            test_db,
             central_url,
             nodes: nodes.iter().map(|s| s.to_string()).collect(),
             tables_toml: String::new(),
@@ -186,55 +319,40 @@ impl Env {
         Connection::open(self.edge_path(node)).expect("open edge")
     }
 
-    /// Run SQL on the central (per backend).
-    pub async fn central_exec(&self, sqlite: &str, postgres: &str) {
-        match self.backend {
-            Backend::Sqlite => {
-                let c = Connection::open(self.central_sqlite_path()).expect("central");
-                c.execute_batch(sqlite).expect("central sql");
-            }
-            Backend::Postgres => {
-                let mut c = connect_pg(&self.central_url).await;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .expect("central sql");
-            }
-        }
-    }
-
     pub fn central_sqlite_path(&self) -> PathBuf {
         self.dir.path().join("central.db")
     }
 
-    /// Query the central, every column rendered as text by the database
-    /// (`NULL` for null), rows in the query's order.
-    pub async fn central_rows(&self, sqlite: &str, postgres: &str) -> Vec<Vec<String>> {
-        match self.backend {
-            Backend::Sqlite => {
-                let c = Connection::open(self.central_sqlite_path()).expect("central");
-                query_text(&c, sqlite)
-            }
-            Backend::Postgres => {
-                use sqlx::Row;
-                let mut c = connect_pg(&self.central_url).await;
-                let rows = sqlx::query(sqlx::AssertSqlSafe(postgres.to_string()))
-                    .fetch_all(&mut c)
-                    .await
-                    .expect("central query");
-                rows.iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| {
-                                r.try_get::<Option<String>, _>(i)
-                                    .expect("postgres test queries must cast columns to text")
-                                    .unwrap_or_else(|| "NULL".into())
-                            })
-                            .collect()
-                    })
-                    .collect()
-            }
+    /// Run SQL (a script of one or more statements) on the central, as an
+    /// application would, on a fresh connection; panics on error.
+    pub async fn central_run(&self, sql: impl Dialects) {
+        let mut c = self.central_conn().await;
+        if let Err(e) = c.run(&sql).await {
+            panic!(
+                "central sql failed: {e}\n{}",
+                sql.for_backend(self.backend)
+            );
         }
+        c.close().await;
+    }
+
+    /// Query the central on a fresh connection, every column rendered as
+    /// text the same way on every backend (see [`CentralConn::query`]).
+    pub async fn central_query(&self, sql: impl Dialects) -> Vec<Vec<String>> {
+        let mut c = self.central_conn().await;
+        let rows = c.query(&sql).await;
+        c.close().await;
+        rows
+    }
+
+    /// Legacy form of [`Env::central_run`] (SQLite and PostgreSQL only).
+    pub async fn central_exec(&self, sqlite: &str, postgres: &str) {
+        self.central_run(TwoDialects { sqlite, postgres }).await
+    }
+
+    /// Legacy form of [`Env::central_query`] (SQLite and PostgreSQL only).
+    pub async fn central_rows(&self, sqlite: &str, postgres: &str) -> Vec<Vec<String>> {
+        self.central_query(TwoDialects { sqlite, postgres }).await
     }
 
     /// Run the real binary with this env's config.
@@ -250,37 +368,76 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some(name) = self.pg_db.take() {
-            // Drop the database from a separate thread with its own runtime:
-            // Drop cannot await, and the test's runtime may be shutting down.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    let mut c = connect_pg(&pg_admin_url()).await;
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                });
-            })
-            .join();
-        }
+        let Some(name) = self.test_db.take() else {
+            return;
+        };
+        let backend = self.backend;
+        // Drop the database from a separate thread with its own runtime:
+        // Drop cannot await, and the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                match backend {
+                    Backend::Postgres => {
+                        let mut c = connect_pg(&pg_admin_url()).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut c)
+                        .await;
+                    }
+                    Backend::Mysql => drop_mysql_database(&name).await,
+                    Backend::Sqlite => {}
+                }
+            });
+        })
+        .join();
     }
 }
 
-/// Central DDL for each backend.
-pub struct Ddl {
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
+/// `DROP DATABASE`, after killing every connection still using it (what
+/// PostgreSQL's `WITH (FORCE)` does): an engine's pooled connections or a
+/// killed child's half-open transaction would otherwise hold metadata locks
+/// the drop waits for.
+async fn drop_mysql_database(name: &str) {
+    let mut c = connect_mysql(&mysql_admin_url()).await;
+    let _ = c.query_drop("SET SESSION lock_wait_timeout = 30").await;
+    let ids: Vec<u64> = c
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+            (name,),
+        )
+        .await
+        .unwrap_or_default();
+    for id in ids {
+        // Gone already is fine.
+        let _ = c.query_drop(format!("KILL CONNECTION {id}")).await;
+    }
+    let _ = c
+        .query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+        .await;
+    c.disconnect().await.ok();
 }
 
 pub async fn connect_pg(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection as _;
     sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+/// A MySQL/MariaDB connection as an application has one: the server's
+/// defaults (`sql_mode` and all), except `utf8mb4` and a UTC session time
+/// zone, so `TIMESTAMP` literals a test writes and values it reads are UTC.
+pub async fn connect_mysql(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from_url(url).unwrap_or_else(|e| panic!("url {url}: {e}"));
+    let opts = mysql_async::OptsBuilder::from_opts(opts).setup(vec![
+        "SET NAMES utf8mb4, SESSION time_zone = '+00:00'".to_string(),
+    ]);
+    mysql_async::Conn::new(opts)
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
@@ -292,7 +449,8 @@ fn replace_db(url: &str, db: &str) -> String {
     }
 }
 
-/// Every column as text, as SQLite renders it (`NULL` for null, blobs as hex).
+/// Every column as text, as SQLite renders it (`NULL` for null, blobs as
+/// `\x` and lower-case hex).
 pub fn query_text(c: &Connection, sql: &str) -> Vec<Vec<String>> {
     let mut st = c.prepare(sql).expect("prepare");
     let n = st.column_count();
@@ -307,14 +465,16 @@ pub fn query_text(c: &Connection, sql: &str) -> Vec<Vec<String>> {
                 rusqlite::types::Value::Integer(i) => i.to_string(),
                 rusqlite::types::Value::Real(f) => format!("{f:?}"),
                 rusqlite::types::Value::Text(s) => s,
-                rusqlite::types::Value::Blob(b) => {
-                    format!("\\x{}", edgesync_core::value::hex_bytes::encode(&b))
-                }
+                rusqlite::types::Value::Blob(b) => hex(&b),
             });
         }
         out.push(row);
     }
     out
+}
+
+fn hex(b: &[u8]) -> String {
+    format!("\\x{}", edgesync_core::value::hex_bytes::encode(b))
 }
 
 /// The stderr of a finished command, as text.
@@ -323,7 +483,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers for the fault, replay, chaos and convergence suites.
+// A connection to the central, as an application has one.
 // ---------------------------------------------------------------------------
 
 /// A long-lived connection to the central database, for tests that write and
@@ -331,11 +491,13 @@ pub fn stderr(o: &Output) -> String {
 pub enum CentralConn {
     Sqlite(Connection),
     Postgres(sqlx::PgConnection),
+    Mysql(mysql_async::Conn),
 }
 
 impl Env {
     /// A connection to the central (SQLite: 30 s busy timeout, so an
-    /// application write waits for edgesync's short transactions).
+    /// application write waits for edgesync's short transactions; MySQL: see
+    /// [`connect_mysql`]).
     pub async fn central_conn(&self) -> CentralConn {
         match self.backend {
             Backend::Sqlite => {
@@ -345,6 +507,7 @@ impl Env {
                 CentralConn::Sqlite(c)
             }
             Backend::Postgres => CentralConn::Postgres(connect_pg(&self.central_url).await),
+            Backend::Mysql => CentralConn::Mysql(connect_mysql(&self.central_url).await),
         }
     }
 
@@ -358,45 +521,123 @@ impl Env {
 }
 
 impl CentralConn {
-    /// Run a script (per backend) in the connection's current transaction
-    /// state; the error text on failure.
-    pub async fn exec(&mut self, sqlite: &str, postgres: &str) -> Result<(), String> {
+    pub fn backend(&self) -> Backend {
         match self {
-            CentralConn::Sqlite(c) => c.execute_batch(sqlite).map_err(|e| e.to_string()),
-            CentralConn::Postgres(c) => sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_string()))
+            CentralConn::Sqlite(_) => Backend::Sqlite,
+            CentralConn::Postgres(_) => Backend::Postgres,
+            CentralConn::Mysql(_) => Backend::Mysql,
+        }
+    }
+
+    /// Run a script (one or more statements) in the connection's current
+    /// transaction state; the error text on failure.
+    pub async fn run(&mut self, sql: impl Dialects) -> Result<(), String> {
+        let text = sql.for_backend(self.backend()).to_string();
+        match self {
+            CentralConn::Sqlite(c) => c.execute_batch(&text).map_err(|e| e.to_string()),
+            CentralConn::Postgres(c) => sqlx::raw_sql(sqlx::AssertSqlSafe(text))
                 .execute(&mut *c)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            CentralConn::Mysql(c) => c.query_drop(text).await.map_err(|e| e.to_string()),
         }
     }
 
-    /// Query rows, every column as text (`NULL` for null). PostgreSQL
-    /// queries must cast their columns to text.
-    pub async fn rows(&mut self, sqlite: &str, postgres: &str) -> Vec<Vec<String>> {
+    /// Query rows (one `SELECT`), every column as text, the same on every
+    /// backend: `NULL` for null, integers and decimals as the database
+    /// writes them (decimals keep their scale), booleans as `0`/`1`, bytes
+    /// as `\x` and lower-case hex, everything else as the database's text
+    /// form (PostgreSQL and MySQL: the text protocol; MySQL sessions use UTC,
+    /// see [`connect_mysql`]).
+    pub async fn query(&mut self, sql: impl Dialects) -> Vec<Vec<String>> {
+        let text = sql.for_backend(self.backend()).to_string();
         match self {
-            CentralConn::Sqlite(c) => query_text(c, sqlite),
+            CentralConn::Sqlite(c) => query_text(c, &text),
             CentralConn::Postgres(c) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(postgres.to_string()))
+                let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(text.clone()))
                     .fetch_all(&mut *c)
                     .await
-                    .expect("central query");
+                    .unwrap_or_else(|e| panic!("central query failed: {e}\n{text}"));
                 pg_text_rows(&rows)
             }
+            CentralConn::Mysql(c) => {
+                let rows: Vec<mysql_async::Row> = c
+                    .query(&text)
+                    .await
+                    .unwrap_or_else(|e| panic!("central query failed: {e}\n{text}"));
+                mysql_text_rows(rows)
+            }
+        }
+    }
+
+    /// Close the connection (MySQL: say goodbye instead of leaving the
+    /// server to notice).
+    pub async fn close(self) {
+        if let CentralConn::Mysql(c) = self {
+            c.disconnect().await.ok();
         }
     }
 }
 
-/// PostgreSQL rows whose columns are all text, as strings (`NULL` for null).
+/// PostgreSQL rows in the text format (`raw_sql`, the simple query
+/// protocol), rendered as [`CentralConn::query`] documents.
 pub fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<String>> {
-    use sqlx::Row;
+    use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
     rows.iter()
         .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.try_get::<Option<String>, _>(i)
-                        .expect("postgres test queries must cast columns to text")
-                        .unwrap_or_else(|| "NULL".into())
+            r.columns()
+                .iter()
+                .enumerate()
+                .map(|(i, col)| {
+                    let v = r.try_get_raw(i).expect("column");
+                    if v.is_null() {
+                        return "NULL".to_string();
+                    }
+                    let s = v.as_str().expect("text-format value").to_string();
+                    match (col.type_info().name(), s.as_str()) {
+                        ("BOOL", "t") => "1".into(),
+                        ("BOOL", "f") => "0".into(),
+                        _ => s,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// MySQL text-protocol rows, rendered as [`CentralConn::query`] documents.
+pub fn mysql_text_rows(rows: Vec<mysql_async::Row>) -> Vec<Vec<String>> {
+    use mysql_async::consts::ColumnType as T;
+    rows.into_iter()
+        .map(|r| {
+            let binary: Vec<bool> = r
+                .columns_ref()
+                .iter()
+                .map(|c| {
+                    c.character_set() == 63
+                        && matches!(
+                            c.column_type(),
+                            T::MYSQL_TYPE_TINY_BLOB
+                                | T::MYSQL_TYPE_BLOB
+                                | T::MYSQL_TYPE_MEDIUM_BLOB
+                                | T::MYSQL_TYPE_LONG_BLOB
+                                | T::MYSQL_TYPE_VAR_STRING
+                                | T::MYSQL_TYPE_VARCHAR
+                                | T::MYSQL_TYPE_STRING
+                        )
+                })
+                .collect();
+            r.unwrap()
+                .into_iter()
+                .zip(binary)
+                .map(|(v, binary)| match v {
+                    mysql_async::Value::NULL => "NULL".to_string(),
+                    mysql_async::Value::Bytes(b) if binary => hex(&b),
+                    mysql_async::Value::Bytes(b) => {
+                        String::from_utf8(b).expect("a text column that is not UTF-8")
+                    }
+                    other => panic!("unexpected text-protocol value {other:?}"),
                 })
                 .collect()
         })

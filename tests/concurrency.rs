@@ -9,6 +9,14 @@
 //! and on PostgreSQL it must miss rows (one writer deliberately takes its
 //! version first and commits last), which shows the edge's check would fail
 //! on that design.
+//!
+//! On MySQL/MariaDB no application transaction takes a version at all
+//! ("stamp on read", adapters/mysql/DESIGN.md): writes stay pending until a
+//! pull's stamping step finds them committed. There the forced long
+//! transaction writes its row, then stays open until later versions have
+//! been handed out and read by the naive reader, and only then commits; the
+//! edge must still get it, and the naive reader — reading versions that are
+//! assigned in commit order — must miss no live row either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -17,23 +25,27 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use mysql_async::prelude::Queryable as _;
 use sqlx::Connection as _;
 
-use crate::common::{connect_pg, query_text, seed_from_env, Backend, Ddl, Env};
+use crate::common::{
+    connect_mysql, connect_pg, query_text, seed_from_env, Backend, CentralConn, Env, Sql,
+};
 use crate::for_each_backend;
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite:
         "CREATE TABLE w (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, val INTEGER NOT NULL);",
     postgres:
         "CREATE TABLE w (id bigint PRIMARY KEY, writer integer NOT NULL, val bigint NOT NULL);",
+    mysql: "CREATE TABLE w (id bigint PRIMARY KEY, writer int NOT NULL, val bigint NOT NULL);",
 };
 
 const TABLES: &str = "[[table]]\nname = \"w\"\n";
 
 const WRITERS: i64 = 8;
 const TXNS_PER_WRITER: usize = 12;
-/// The row the forced long transaction inserts (PostgreSQL only).
+/// The row the forced long transaction inserts (PostgreSQL and MySQL).
 const LONG_ID: i64 = -1;
 
 /// One row as committed: (writer, val, deleted).
@@ -193,6 +205,74 @@ async fn pg_writer(
     }
 }
 
+/// A MySQL writer. Writer 0 first runs the forced long transaction: it
+/// inserts a row (pending: no version yet), notes the last version handed
+/// out, then stays open until the naive reader has read a version above
+/// that one (the stamping step ran, skipped the locked row and stamped
+/// others), then commits.
+async fn mysql_writer(
+    url: String,
+    w: i64,
+    seed: u64,
+    model: Arc<Mutex<Model>>,
+    naive_wm: Arc<AtomicI64>,
+) {
+    use mysql_async::TxOpts;
+    let mut conn = connect_mysql(&url).await;
+    let mut rng = StdRng::seed_from_u64(seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    if w == 0 {
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .expect("begin");
+        tx.query_drop(format!(
+            "INSERT INTO w (id, writer, val) VALUES ({LONG_ID}, 0, 42)"
+        ))
+        .await
+        .expect("long insert");
+        let seq: Option<i64> = tx
+            .query_first("SELECT seq FROM es_ctl")
+            .await
+            .expect("version counter");
+        let seq = seq.expect("es_ctl row");
+        let started = Instant::now();
+        while naive_wm.load(Ordering::SeqCst) <= seq {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no version above {seq} was handed out while the long transaction was open"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tx.commit().await.expect("long commit");
+        model
+            .lock()
+            .expect("model")
+            .committed
+            .insert(LONG_ID, (0, 42, false));
+    }
+    let mut live = Vec::new();
+    for t in 0..TXNS_PER_WRITER {
+        let plan = next_plan(&mut rng, w, t, &live, 300);
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .expect("begin");
+        for op in &plan.ops {
+            tx.query_drop(op.sql(w))
+                .await
+                .unwrap_or_else(|e| panic!("writer {w}: {op:?}: {e}"));
+        }
+        tokio::time::sleep(plan.hold).await;
+        if plan.commit {
+            tx.commit().await.expect("commit");
+        } else {
+            tx.rollback().await.expect("rollback");
+        }
+        record(&model, w, &plan, &mut live);
+    }
+    conn.disconnect().await.ok();
+}
+
 /// A SQLite writer (blocking; runs on its own thread). SQLite has one writer
 /// at a time, so holds are short: each held transaction blocks the others.
 fn sqlite_writer(path: std::path::PathBuf, w: i64, seed: u64, model: Arc<Mutex<Model>>) {
@@ -230,29 +310,13 @@ struct NaiveReader {
 }
 
 impl NaiveReader {
-    async fn poll(&mut self, env: &Env, pg: Option<&mut sqlx::PgConnection>) {
+    async fn poll(&mut self, central: &mut CentralConn) {
         let wm = self.wm;
-        let rows = match pg {
-            Some(c) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT id::text, writer::text, val::text, (es_deleted::int)::text, es_ver::text \
-                     FROM w WHERE es_ver > {wm} ORDER BY es_ver"
-                )))
-                .fetch_all(c)
-                .await
-                .expect("naive poll");
-                crate::common::pg_text_rows(&rows)
-            }
-            None => {
-                let c = rusqlite::Connection::open(env.central_sqlite_path()).expect("central");
-                query_text(
-                    &c,
-                    &format!(
-                        "SELECT id, writer, val, es_deleted, es_ver FROM w WHERE es_ver > {wm} ORDER BY es_ver"
-                    ),
-                )
-            }
-        };
+        let rows = central
+            .query(Sql::all(&format!(
+                "SELECT id, writer, val, es_deleted, es_ver FROM w WHERE es_ver > {wm} ORDER BY es_ver"
+            )))
+            .await;
         for r in rows {
             let n = |i: usize| r[i].parse::<i64>().expect("int");
             self.replica.insert(n(0), (n(1), n(2), n(3) != 0));
@@ -281,6 +345,13 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
         let model = model.clone();
         match backend {
             Backend::Postgres => handles.push(tokio::spawn(pg_writer(
+                env.central_url.clone(),
+                w,
+                seed,
+                model,
+                naive_wm.clone(),
+            ))),
+            Backend::Mysql => handles.push(tokio::spawn(mysql_writer(
                 env.central_url.clone(),
                 w,
                 seed,
@@ -317,17 +388,15 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
             replica: BTreeMap::new(),
             polls: 0,
         };
-        let mut pg = match naive_env.backend {
-            Backend::Postgres => Some(connect_pg(&naive_env.central_url).await),
-            Backend::Sqlite => None,
-        };
+        let mut central = naive_env.central_conn().await;
         while !naive_done.load(Ordering::SeqCst) {
-            reader.poll(&naive_env, pg.as_mut()).await;
+            reader.poll(&mut central).await;
             naive_wm_pub.store(reader.wm, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         // one last poll after every writer finished, like the edge's final sync
-        reader.poll(&naive_env, pg.as_mut()).await;
+        reader.poll(&mut central).await;
+        central.close().await;
         reader
     });
 
@@ -360,11 +429,8 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
 
     let model = std::mem::take(&mut *model.lock().expect("model"));
     let central: BTreeMap<i64, RowState> = rows_to_map(
-        &env.central_rows(
-            "SELECT id, writer, val, es_deleted FROM w",
-            "SELECT id::text, writer::text, val::text, (es_deleted::int)::text FROM w",
-        )
-        .await,
+        &env.central_query(Sql::all("SELECT id, writer, val, es_deleted FROM w"))
+            .await,
     );
     let edge_rows = rows_to_map(&query_text(
         &env.edge("e"),
@@ -380,8 +446,15 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
         naive.polls
     );
     assert!(!model.rolled_back.is_empty(), "the history has rollbacks");
+    // (On MySQL an application's delete removes the central row.)
+    let central_model: BTreeMap<i64, RowState> = model
+        .committed
+        .iter()
+        .filter(|(_, r)| !(r.2 && backend.app_deletes_remove_central_rows()))
+        .map(|(k, v)| (*k, *v))
+        .collect();
     assert_eq!(
-        central, model.committed,
+        central, central_model,
         "the central holds exactly the committed writes"
     );
     // The edge holds every committed row with its final values. A row deleted
@@ -436,6 +509,21 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
             assert!(
                 missed.is_empty(),
                 "on SQLite versions must follow commit order; missed {missed:?}"
+            );
+        }
+        Backend::Mysql => {
+            // Versions are handed out in commit order by the stamping step,
+            // so even the naive reader misses no row that still exists; it
+            // cannot see deletes, which remove the row (the adapter delivers
+            // them from its tombstones).
+            let missed_live: Vec<&i64> = missed
+                .iter()
+                .filter(|id| !model.committed[id].2)
+                .collect();
+            assert!(
+                missed_live.is_empty(),
+                "on MySQL versions must follow commit order; the naive reader missed live rows \
+                 {missed_live:?}"
             );
         }
     }

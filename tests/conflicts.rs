@@ -1,6 +1,6 @@
 //! Conflict resolution, end to end: every strategy against every case, on a
-//! soft-delete and a hard-delete table, with a SQLite and a PostgreSQL
-//! central; the hybrid logical clock under skew and across restarts;
+//! soft-delete and a hard-delete table, with a SQLite, a PostgreSQL and a
+//! MariaDB central; the hybrid logical clock under skew and across restarts;
 //! field-merge per column; the manual queue through the real binary; the
 //! conflict log's retention.
 //!
@@ -15,14 +15,16 @@
 use edgesync::engine::{sync, Selection};
 use edgesync_core::{hlc, ConflictRecord, Value};
 
-use crate::common::{query_text, Backend, Ddl, Env};
+use crate::common::{query_text, Backend, Env, Sql};
 use crate::for_each_backend;
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite: "CREATE TABLE soft_items (id INTEGER PRIMARY KEY, name TEXT, price DECIMAL_TEXT(10,2), qty INTEGER);
              CREATE TABLE hard_items (id INTEGER PRIMARY KEY, name TEXT, price DECIMAL_TEXT(10,2), qty INTEGER);",
     postgres: "CREATE TABLE soft_items (id bigint PRIMARY KEY, name text, price numeric(10,2), qty integer);
                CREATE TABLE hard_items (id bigint PRIMARY KEY, name text, price numeric(10,2), qty integer);",
+    mysql: "CREATE TABLE soft_items (id bigint PRIMARY KEY, name longtext, price decimal(10,2), qty int);
+            CREATE TABLE hard_items (id bigint PRIMARY KEY, name longtext, price decimal(10,2), qty int);",
 };
 
 const TABLES: [&str; 2] = ["soft_items", "hard_items"];
@@ -162,12 +164,9 @@ fn expected_rows(ends: &[End; 7], hard: bool) -> Vec<Vec<String>> {
 }
 
 async fn central_table(env: &Env, t: &str) -> Vec<Vec<String>> {
-    env.central_rows(
-        &format!("SELECT id, name, price, qty, es_deleted FROM {t} ORDER BY id"),
-        &format!(
-            "SELECT id::text, name, price::text, qty::text, (es_deleted::int)::text FROM {t} ORDER BY id"
-        ),
-    )
+    env.central_query(Sql::all(&format!(
+        "SELECT id, name, price, qty, es_deleted FROM {t} ORDER BY id"
+    )))
     .await
 }
 
@@ -223,10 +222,9 @@ async fn strategy_table(backend: Backend, expect: &Expect) {
     let mut env = Env::new(backend, &["a", "b"], &DDL).await;
     env.write_config(&tables_toml(expect.policy), "batch_rows = 1000");
     for t in TABLES {
-        env.central_exec(
-            &format!("INSERT INTO {t} (id, name, price, qty) VALUES (1, 'base', '1.00', 1), (2, 'base', '1.00', 1), (3, 'base', '1.00', 1), (4, 'base', '1.00', 1), (5, 'base', '1.00', 1), (7, 'base', '1.00', 1);"),
-            &format!("INSERT INTO {t} (id, name, price, qty) VALUES (1, 'base', 1.00, 1), (2, 'base', 1.00, 1), (3, 'base', 1.00, 1), (4, 'base', 1.00, 1), (5, 'base', 1.00, 1), (7, 'base', 1.00, 1);"),
-        )
+        env.central_run(Sql::all(&format!(
+            "INSERT INTO {t} (id, name, price, qty) VALUES (1, 'base', '1.00', 1), (2, 'base', '1.00', 1), (3, 'base', '1.00', 1), (4, 'base', '1.00', 1), (5, 'base', '1.00', 1), (7, 'base', '1.00', 1);"
+        )))
         .await;
     }
     env.init().await;
@@ -371,11 +369,13 @@ async fn manual_cases(backend: Backend) {
 
 // ---------------------------------------------------------------------------
 
-const ITEMS: Ddl = Ddl {
+const ITEMS: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price DECIMAL_TEXT(10,2), qty INTEGER);
              INSERT INTO items VALUES (1, 'base', '1.00', 1), (2, 'base', '1.00', 1), (3, 'base', '1.00', 1);",
     postgres: "CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(10,2), qty integer);
                INSERT INTO items VALUES (1, 'base', 1.00, 1), (2, 'base', 1.00, 1), (3, 'base', 1.00, 1);",
+    mysql: "CREATE TABLE items (id bigint PRIMARY KEY, name longtext, price decimal(10,2), qty int);
+            INSERT INTO items VALUES (1, 'base', 1.00, 1), (2, 'base', 1.00, 1), (3, 'base', 1.00, 1);",
 };
 
 fn items_toml(policy: &str) -> String {
@@ -383,12 +383,9 @@ fn items_toml(policy: &str) -> String {
 }
 
 async fn central_item(env: &Env, id: i64) -> Vec<String> {
-    env.central_rows(
-        &format!("SELECT name, price, qty, es_deleted, es_hlc FROM items WHERE id = {id}"),
-        &format!(
-            "SELECT name, price::text, qty::text, (es_deleted::int)::text, es_hlc::text FROM items WHERE id = {id}"
-        ),
-    )
+    env.central_query(Sql::all(&format!(
+        "SELECT name, price, qty, es_deleted, es_hlc FROM items WHERE id = {id}"
+    )))
     .await
     .pop()
     .expect("central row")
@@ -503,11 +500,7 @@ async fn last_write_wins_follows_the_hlc_under_clock_skew(backend: Backend) {
 
     // A central application write after that: its stamp follows the row's,
     // though the central's wall clock is three hours behind it.
-    env.central_exec(
-        "UPDATE items SET name = 'hq' WHERE id = 1;",
-        "UPDATE items SET name = 'hq' WHERE id = 1;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE items SET name = 'hq' WHERE id = 1;")).await;
     let hq = central_item(&env, 1).await;
     assert!(
         stamp(&hq) > b_stamp,
@@ -572,11 +565,7 @@ async fn field_merge_keeps_both_sides_changes(backend: Backend) {
     env.init().await;
     env.sync_all(1).await;
 
-    env.central_exec(
-        "UPDATE items SET price = '2.50' WHERE id = 1;",
-        "UPDATE items SET price = 2.50 WHERE id = 1;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE items SET price = '2.50' WHERE id = 1;")).await;
     env.edge("a")
         .execute_batch("UPDATE items SET qty = 5 WHERE id = 1;")
         .expect("a");
@@ -608,11 +597,7 @@ async fn field_merge_keeps_both_sides_changes(backend: Backend) {
         .execute_batch("UPDATE items SET qty = 7, name = 'a-name' WHERE id = 1;")
         .expect("a");
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    env.central_exec(
-        "UPDATE items SET qty = 9 WHERE id = 1;",
-        "UPDATE items SET qty = 9 WHERE id = 1;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE items SET qty = 9 WHERE id = 1;")).await;
     env.sync_all(1).await;
     for row in [
         central_item(&env, 1).await,
@@ -635,11 +620,7 @@ async fn field_merge_keeps_both_sides_changes(backend: Backend) {
     assert_eq!(c.result, item(1, "a-name", "2.50", 9));
 
     // And the other way round: a's clock an hour ahead makes its qty later.
-    env.central_exec(
-        "UPDATE items SET qty = 13 WHERE id = 1;",
-        "UPDATE items SET qty = 13 WHERE id = 1;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE items SET qty = 13 WHERE id = 1;")).await;
     set_skew(&env, "a", 3_600_000);
     env.edge("a")
         .execute_batch("UPDATE items SET qty = 11 WHERE id = 1;")
@@ -684,11 +665,7 @@ async fn a_lost_answer_to_a_merged_push_is_answered_with_the_merge(backend: Back
     env.write_config(&items_toml("field-merge"), "");
     env.init().await;
     env.sync_all(1).await;
-    env.central_exec(
-        "UPDATE items SET price = '2.50' WHERE id = 1;",
-        "UPDATE items SET price = 2.50 WHERE id = 1;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE items SET price = '2.50' WHERE id = 1;")).await;
     env.edge("a")
         .execute_batch("UPDATE items SET qty = 5 WHERE id = 1;")
         .expect("a");
@@ -885,10 +862,9 @@ async fn settled_conflicts_are_purged_after_the_retention(backend: Backend) {
         "conflict_retention = \"30d\"",
     );
     for t in TABLES {
-        env.central_exec(
-            &format!("INSERT INTO {t} VALUES (1, 'base', '1.00', 1), (2, 'base', '1.00', 1);"),
-            &format!("INSERT INTO {t} VALUES (1, 'base', 1.00, 1), (2, 'base', 1.00, 1);"),
-        )
+        env.central_run(Sql::all(&format!(
+            "INSERT INTO {t} VALUES (1, 'base', '1.00', 1), (2, 'base', '1.00', 1);"
+        )))
         .await;
     }
     env.init().await;
@@ -907,12 +883,14 @@ async fn settled_conflicts_are_purged_after_the_retention(backend: Backend) {
     env.sync_node("a").await;
     assert_eq!(all_conflicts(&env).await.len(), 2);
     // Both are 40 days old now.
-    env.central_exec(
-        "UPDATE es_conflicts SET at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days') || 'Z',
+    env.central_run(Sql {
+        sqlite: "UPDATE es_conflicts SET at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days') || 'Z',
                                  resolved_at = CASE WHEN open THEN NULL ELSE strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days') || 'Z' END;",
-        "UPDATE es_conflicts SET at = now() - interval '40 days',
+        postgres: "UPDATE es_conflicts SET at = now() - interval '40 days',
                                  resolved_at = CASE WHEN open THEN NULL ELSE now() - interval '40 days' END;",
-    )
+        mysql: "UPDATE es_conflicts SET at = UTC_TIMESTAMP(6) - INTERVAL 40 DAY,
+                                 resolved_at = CASE WHEN is_open THEN NULL ELSE UTC_TIMESTAMP(6) - INTERVAL 40 DAY END;",
+    })
     .await;
     // A fresh one on row 2.
     let (b, a) = clash(2);

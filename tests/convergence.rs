@@ -37,14 +37,16 @@ use edgesync_core::{Change, PullPage, PushBatch, PushOutcome, TableMapping, Valu
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{env_usize, query_text, seed_from_env, Backend, CentralConn, Ddl, Env};
+use crate::common::{env_usize, query_text, seed_from_env, Backend, CentralConn, Env, Sql};
 use crate::for_each_backend;
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite: "CREATE TABLE s (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, s TEXT);
              CREATE TABLE h (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, s TEXT);",
     postgres: "CREATE TABLE s (id bigint PRIMARY KEY, v bigint NOT NULL, s text);
                CREATE TABLE h (id bigint PRIMARY KEY, v bigint NOT NULL, s text);",
+    mysql: "CREATE TABLE s (id bigint PRIMARY KEY, v bigint NOT NULL, s longtext);
+            CREATE TABLE h (id bigint PRIMARY KEY, v bigint NOT NULL, s longtext);",
 };
 
 /// Table 0 keeps deleted rows (soft), table 1 removes them (hard).
@@ -256,6 +258,12 @@ fn take_central(em: &mut EdgeModel, k: Key, cur: Option<&CRow>) {
             em.local.remove(&k);
             em.base.remove(&k);
         }
+        // A central application's delete on MySQL: a tombstone, which a
+        // soft-delete edge table applies as the marker.
+        Some((CState::Tomb, ver)) if exists => {
+            em.local.get_mut(&k).expect("row").1 = true;
+            em.base.insert(k, ver);
+        }
         None if exists && k.0 == 0 => {
             // a soft row the central does not have: the marker is set
             em.local.get_mut(&k).expect("row").1 = true;
@@ -374,7 +382,7 @@ impl Case {
                     if self.rng.random_bool(0.25) {
                         (
                             format!("DELETE FROM {} WHERE id = {}", NAMES[t], k.1),
-                            if t == 0 {
+                            if t == 0 && !self.backend.app_deletes_remove_central_rows() {
                                 CState::SoftDel(old)
                             } else {
                                 CState::Tomb
@@ -412,11 +420,15 @@ impl Case {
         }
         let sql = sql.join("; ");
         self.log.push(format!("central writes: {sql}"));
-        let script = match self.backend {
-            Backend::Sqlite => format!("BEGIN IMMEDIATE; {sql}; COMMIT;"),
-            Backend::Postgres => format!("BEGIN; {sql}; COMMIT;"),
+        let (immediate, begin) = (
+            format!("BEGIN IMMEDIATE; {sql}; COMMIT;"),
+            format!("BEGIN; {sql}; COMMIT;"),
+        );
+        let script = Sql {
+            sqlite: &immediate,
+            ..Sql::all(&begin)
         };
-        if let Err(err) = self.central.exec(&script, &script).await {
+        if let Err(err) = self.central.run(script).await {
             self.fail(format!("central write failed: {err}"));
         }
     }
@@ -656,8 +668,7 @@ impl Case {
         let mut have = BTreeMap::new();
         for (t, name) in NAMES.iter().enumerate() {
             let sql = format!("SELECT id, v, s, es_deleted FROM {name}");
-            let pg = format!("SELECT id::text, v::text, s, (es_deleted::int)::text FROM {name}");
-            for r in self.central.rows(&sql, &pg).await {
+            for r in self.central.query(Sql::all(&sql)).await {
                 have.insert((t, r[0].parse().expect("id")), row_of(&r));
             }
         }
@@ -810,8 +821,7 @@ async fn run_case(backend: Backend, seed: u64) {
         let mut m = BTreeMap::new();
         for (t, name) in NAMES.iter().enumerate() {
             let sql = format!("SELECT id, v, s, es_deleted FROM {name}");
-            let pg = format!("SELECT id::text, v::text, s, (es_deleted::int)::text FROM {name}");
-            for r in case.central.rows(&sql, &pg).await {
+            for r in case.central.query(Sql::all(&sql)).await {
                 m.insert((t, r[0].parse::<i64>().expect("id")), row_of(&r));
             }
         }

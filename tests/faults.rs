@@ -1,5 +1,6 @@
-//! Network and database faults: central connections killed mid-sync, and an
-//! edge file locked by its application past the busy timeout.
+//! Network and database faults: central connections killed mid-sync
+//! (PostgreSQL and MariaDB), and an edge file locked by its application past
+//! the busy timeout (every backend).
 //!
 //! Whatever fails, a later sync converges with nothing lost and nothing
 //! applied twice; a locked edge fails alone (with an error saying why) while
@@ -14,16 +15,21 @@ use edgesync::engine::sync;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{connect_pg, query_text, seed_from_env, Backend, Ddl, Env};
+use mysql_async::prelude::Queryable as _;
+
+use crate::common::{
+    connect_mysql, connect_pg, query_text, seed_from_env, series, Backend, Env, Sql,
+};
 use crate::for_each_backend;
 
 const CENTRAL_ROWS: i64 = 15_000;
 const EDGE_ROWS: i64 = 15_000;
 const EDGE_BASE: i64 = 1_000_000;
 
-const BIG: Ddl = Ddl {
+const BIG: Sql = Sql {
     sqlite: "CREATE TABLE big (id INTEGER PRIMARY KEY, val TEXT NOT NULL, n INTEGER NOT NULL);",
     postgres: "CREATE TABLE big (id bigint PRIMARY KEY, val text NOT NULL, n bigint NOT NULL);",
+    mysql: "CREATE TABLE big (id bigint PRIMARY KEY, val longtext NOT NULL, n bigint NOT NULL);",
 };
 
 const BIG_TABLE: &str = "[[table]]\nname = \"big\"\nconflict = \"server-wins\"\n";
@@ -44,11 +50,8 @@ fn to_rows(rows: &[Vec<String>]) -> Rows {
 
 async fn central_big(env: &Env) -> Rows {
     to_rows(
-        &env.central_rows(
-            "SELECT id, val, n, es_deleted FROM big",
-            "SELECT id::text, val, n::text, (es_deleted::int)::text FROM big",
-        )
-        .await,
+        &env.central_query(Sql::all("SELECT id, val, n, es_deleted FROM big"))
+            .await,
     )
 }
 
@@ -89,51 +92,80 @@ fn assert_no_diff(problems: Vec<String>, seed: u64) {
     );
 }
 
-/// Terminate every other backend of the test database, every 100-400 ms,
-/// until told to stop. Returns how many it terminated.
+/// Kill every other connection to the test database, every 100-400 ms,
+/// until told to stop: PostgreSQL `pg_terminate_backend`, MySQL `KILL
+/// CONNECTION` of each id in the process list. Returns how many it killed.
 fn spawn_killer(env: &Env, stop: Arc<AtomicBool>, seed: u64) -> tokio::task::JoinHandle<usize> {
     let url = env.central_url.clone();
+    let backend = env.backend;
     tokio::spawn(async move {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut conn = connect_pg(&url).await;
         let mut killed = 0usize;
-        while !stop.load(Ordering::SeqCst) {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("terminate backends");
-            killed += usize::try_from(n).unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
+        match backend {
+            Backend::Postgres => {
+                let mut conn = connect_pg(&url).await;
+                while !stop.load(Ordering::SeqCst) {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    )
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("terminate backends");
+                    killed += usize::try_from(n).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
+                }
+            }
+            Backend::Mysql => {
+                let mut conn = connect_mysql(&url).await;
+                while !stop.load(Ordering::SeqCst) {
+                    let ids: Vec<u64> = conn
+                        .query(
+                            "SELECT ID FROM information_schema.PROCESSLIST \
+                             WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+                        )
+                        .await
+                        .expect("process list");
+                    for id in ids {
+                        // A connection that ended meanwhile is "unknown thread".
+                        if conn
+                            .query_drop(format!("KILL CONNECTION {id}"))
+                            .await
+                            .is_ok()
+                        {
+                            killed += 1;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
+                }
+                conn.disconnect().await.ok();
+            }
+            Backend::Sqlite => unreachable!("a SQLite central has no connections to kill"),
         }
         killed
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn central_connections_killed_mid_sync_lose_nothing() {
+/// A server central whose connections are killed mid-sync (SQLite has no
+/// server connections; its faults are the locked files below).
+async fn central_connections_killed_mid_sync_lose_nothing(backend: Backend) {
     let seed = seed_from_env(
         "EDGESYNC_FAULTS_SEED",
-        "central_connections_killed_mid_sync_lose_nothing",
+        &format!("central_connections_killed_mid_sync_lose_nothing({backend:?})"),
     );
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut env = Env::new(Backend::Postgres, &["a"], &BIG).await;
+    let mut env = Env::new(backend, &["a"], &BIG).await;
     env.write_config(BIG_TABLE, "batch_rows = 200\npage_rows = 200");
-    env.central_exec(
-        "",
-        &format!(
-            "INSERT INTO big (id, val, n) SELECT i, 'c' || i, 0 FROM generate_series(1, {CENTRAL_ROWS}) i;"
-        ),
-    )
+    env.central_run(Sql::all(&format!(
+        "INSERT INTO big (id, val, n) SELECT i, concat('c', i), 0 FROM {};",
+        series(CENTRAL_ROWS)
+    )))
     .await;
     env.init().await;
     // Central changes after provisioning, and a large offline edit on the edge.
-    env.central_exec(
-        "",
+    env.central_run(Sql::all(
         "UPDATE big SET n = 1 WHERE id % 5 = 0; DELETE FROM big WHERE id % 97 = 0;",
-    )
+    ))
     .await;
     env.edge("a")
         .execute_batch(&format!(
@@ -214,7 +246,13 @@ async fn central_connections_killed_mid_sync_lose_nothing() {
     let idle = env.sync_node("a").await;
     assert_eq!((idle[0].pushed, idle[0].pulled), (0, 0), "{idle:?}");
 
-    let mut problems = diff("central", &model, &central_big(&env).await);
+    // (On MySQL the application's deletes removed the central rows.)
+    let central_model: Rows = model
+        .iter()
+        .filter(|(_, r)| !(r.2 && backend.app_deletes_remove_central_rows()))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let mut problems = diff("central", &central_model, &central_big(&env).await);
     // A row deleted before the edge ever saw it is not created there.
     let edge_rows = edge_big(&env, "a");
     let edge_model: Rows = model
@@ -233,20 +271,19 @@ async fn central_connections_killed_mid_sync_lose_nothing() {
     );
 }
 
-const T: Ddl = Ddl {
+const T: Sql = Sql {
     sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, val TEXT NOT NULL, n INTEGER NOT NULL);",
     postgres: "CREATE TABLE t (id bigint PRIMARY KEY, val text NOT NULL, n bigint NOT NULL);",
+    mysql: "CREATE TABLE t (id bigint PRIMARY KEY, val longtext NOT NULL, n bigint NOT NULL);",
 };
 
 async fn a_locked_edge_file_fails_alone_and_converges_after_release(backend: Backend) {
     let mut env = Env::new(backend, &["a", "b"], &T).await;
     env.write_config("[[table]]\nname = \"t\"\n", "");
-    let fill = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 50)
-                  INSERT INTO t (id, val, n) SELECT i, 'c' || i, 0 FROM s;";
-    env.central_exec(
-        fill,
-        "INSERT INTO t (id, val, n) SELECT i, 'c' || i, 0 FROM generate_series(1, 50) i;",
-    )
+    env.central_run(Sql::all(&format!(
+        "INSERT INTO t (id, val, n) SELECT i, concat('c', i), 0 FROM {};",
+        series(50)
+    )))
     .await;
     env.init().await;
     env.sync_all(1).await;
@@ -264,8 +301,10 @@ async fn a_locked_edge_file_fails_alone_and_converges_after_release(backend: Bac
              UPDATE t SET n = 2 WHERE id BETWEEN 6 AND 10;",
         )
         .expect("edge b");
-    let sql = "UPDATE t SET val = 'hq' WHERE id BETWEEN 11 AND 15;";
-    env.central_exec(sql, sql).await;
+    env.central_run(Sql::all(
+        "UPDATE t SET val = 'hq' WHERE id BETWEEN 11 AND 15;",
+    ))
+    .await;
 
     // The application on edge a holds its file's write lock (its own open
     // transaction) for longer than edgesync's busy timeout.
@@ -329,11 +368,8 @@ async fn a_locked_edge_file_fails_alone_and_converges_after_release(backend: Bac
     }
     model.insert(1999, ("app".into(), 7, false));
     let central = to_rows(
-        &env.central_rows(
-            "SELECT id, val, n, es_deleted FROM t",
-            "SELECT id::text, val, n::text, (es_deleted::int)::text FROM t",
-        )
-        .await,
+        &env.central_query(Sql::all("SELECT id, val, n, es_deleted FROM t"))
+            .await,
     );
     let mut problems = diff("central", &model, &central);
     problems.extend(diff("edge a", &model, &edge_big_t(&env, "a")));
@@ -376,3 +412,21 @@ fn edge_big_t(env: &Env, node: &str) -> Rows {
 }
 
 for_each_backend!(a_locked_edge_file_fails_alone_and_converges_after_release);
+
+mod postgres_connections {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn central_connections_killed_mid_sync_lose_nothing() {
+        super::central_connections_killed_mid_sync_lose_nothing(
+            crate::common::Backend::Postgres,
+        )
+        .await
+    }
+}
+
+mod mysql_connections {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn central_connections_killed_mid_sync_lose_nothing() {
+        super::central_connections_killed_mid_sync_lose_nothing(crate::common::Backend::Mysql)
+            .await
+    }
+}

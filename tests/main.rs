@@ -12,6 +12,7 @@ mod conflicts;
 mod convergence;
 mod daemon;
 mod demo;
+mod edge_app;
 mod faults;
 mod provisioning;
 mod replay;

@@ -1,20 +1,36 @@
 //! `init-sync`, `--dry-run` and `deinit-sync`, through the real binary.
 
-use crate::common::{query_text, Backend, Env};
+use crate::common::{query_text, Backend, Env, Sql};
 use crate::for_each_backend;
 use crate::roundtrip::{ITEMS, TABLES};
 
 /// Everything about a database's schema that provisioning could touch, as
-/// text: tables, columns, indexes, triggers, functions, sequences.
+/// text: tables, columns, indexes, triggers, functions, sequences (MySQL:
+/// also each column's position, nullability, default and collation, and
+/// check constraints, since its DDL rewrites tables in place).
 pub async fn central_schema(env: &Env) -> Vec<Vec<String>> {
-    env.central_rows(
-        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
-        "SELECT 'col', table_name::text, column_name::text, data_type::text FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+    env.central_query(Sql {
+        sqlite: "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
+        postgres: "SELECT 'col', table_name::text, column_name::text, data_type::text FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
          UNION ALL SELECT 'trigger', event_object_table::text, trigger_name::text, action_timing::text FROM information_schema.triggers
          UNION ALL SELECT 'rel', relkind::text, relname::text, '' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
          UNION ALL SELECT 'func', proname::text, '', '' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
          ORDER BY 1, 2, 3, 4",
-    )
+        mysql: "SELECT 'col', TABLE_NAME, COLUMN_NAME,
+                CONCAT_WS(' ', ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '-'), COALESCE(COLLATION_NAME, '-'), EXTRA)
+           FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()
+         UNION ALL SELECT 'table', TABLE_NAME, TABLE_TYPE, COALESCE(TABLE_COLLATION, '-')
+           FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
+         UNION ALL SELECT 'index', TABLE_NAME, INDEX_NAME, CONCAT_WS(' ', SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE)
+           FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+         UNION ALL SELECT 'trigger', EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT_WS(' ', ACTION_TIMING, EVENT_MANIPULATION)
+           FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()
+         UNION ALL SELECT 'check', TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE
+           FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()
+         UNION ALL SELECT 'routine', ROUTINE_NAME, ROUTINE_TYPE, ''
+           FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()
+         ORDER BY 1, 2, 3, 4",
+    })
     .await
 }
 
@@ -90,19 +106,16 @@ async fn init_sync_is_idempotent_and_dry_run_changes_nothing(backend: Backend) {
 
     // the pre-existing local row is pushed on the first sync
     ok(&env.cli(&["sync"]));
-    let c = env
-        .central_rows("SELECT name FROM items", "SELECT name FROM items")
-        .await;
+    let c = env.central_query(Sql::all("SELECT name FROM items")).await;
     assert_eq!(c, vec![vec!["local before init".to_string()]]);
 }
 
 async fn deinit_sync_restores_the_user_tables_exactly(backend: Backend) {
     let mut env = Env::new(backend, &["a"], &ITEMS).await;
     env.write_config(TABLES, "");
-    env.central_exec(
+    env.central_run(Sql::all(
         "INSERT INTO notes (id, body) VALUES (1, 'kept'), (2, 'also kept');",
-        "INSERT INTO notes (id, body) VALUES (1, 'kept'), (2, 'also kept');",
-    )
+    ))
     .await;
     env.edge("a")
         .execute_batch(
@@ -110,11 +123,8 @@ async fn deinit_sync_restores_the_user_tables_exactly(backend: Backend) {
         )
         .expect("app table");
     let central_before = central_schema(&env).await;
-    let central_rows_q = (
-        "SELECT id, body FROM notes ORDER BY id",
-        "SELECT id::text, body FROM notes ORDER BY id",
-    );
-    let rows_before = env.central_rows(central_rows_q.0, central_rows_q.1).await;
+    let central_rows_q = Sql::all("SELECT id, body FROM notes ORDER BY id");
+    let rows_before = env.central_query(central_rows_q).await;
     let edge_cols_before = query_text(&env.edge("a"), "SELECT * FROM pragma_table_info('notes')");
 
     ok(&env.cli(&["init-sync"]));
@@ -128,10 +138,7 @@ async fn deinit_sync_restores_the_user_tables_exactly(backend: Backend) {
         central_before,
         "central schema after deinit"
     );
-    assert_eq!(
-        env.central_rows(central_rows_q.0, central_rows_q.1).await,
-        rows_before
-    );
+    assert_eq!(env.central_query(central_rows_q).await, rows_before);
     let e = env.edge("a");
     assert_eq!(
         query_text(&e, "SELECT * FROM pragma_table_info('notes')"),

@@ -15,14 +15,16 @@ use std::collections::BTreeMap;
 use edgesync::engine::Engine;
 use edgesync_core::{PullPage, PushBatch, PushOutcome, TableMapping, Value};
 
-use crate::common::{query_text, Backend, Ddl, Env};
+use crate::common::{query_text, series, Backend, Env, Sql};
 use crate::for_each_backend;
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite: "CREATE TABLE counters (id INTEGER PRIMARY KEY, name TEXT, n INTEGER NOT NULL);
              CREATE TABLE gone (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
     postgres: "CREATE TABLE counters (id bigint PRIMARY KEY, name text, n bigint NOT NULL);
                CREATE TABLE gone (id bigint PRIMARY KEY, body text NOT NULL);",
+    mysql: "CREATE TABLE counters (id bigint PRIMARY KEY, name longtext, n bigint NOT NULL);
+            CREATE TABLE gone (id bigint PRIMARY KEY, body longtext NOT NULL);",
 };
 
 const TABLES: &str = r#"
@@ -58,34 +60,32 @@ fn edge_db<'a>(e: &'a Engine, node: &str) -> &'a edgesync_sqlite::EdgeDb {
 /// Everything on the central a re-applied change would touch.
 async fn central_state(env: &Env) -> Vec<Vec<Vec<String>>> {
     let q = [
-        (
-            "SELECT id, name, n, es_ver, es_deleted, es_hlc, es_origin, es_oseq FROM counters ORDER BY id",
-            "SELECT id::text, name, n::text, es_ver::text, (es_deleted::int)::text, es_hlc::text, es_origin, es_oseq::text, es_txid::text FROM counters ORDER BY counters.id",
-        ),
-        (
-            "SELECT id, body, es_ver, es_deleted, es_hlc, es_origin, es_oseq FROM gone ORDER BY id",
-            "SELECT id::text, body, es_ver::text, (es_deleted::int)::text, es_hlc::text, es_origin, es_oseq::text, es_txid::text FROM gone ORDER BY gone.id",
-        ),
-        (
-            "SELECT tbl, key, es_ver, es_hlc, es_origin, es_oseq FROM es_tombstones ORDER BY tbl, key",
-            "SELECT tbl, key::text, es_ver::text, es_hlc::text, es_origin, es_oseq::text, es_txid::text FROM es_tombstones ORDER BY tbl, key",
-        ),
-        (
-            "SELECT node, tbl, hi FROM es_nodes ORDER BY node, tbl",
-            "SELECT node, tbl, hi::text FROM es_nodes ORDER BY node, tbl",
-        ),
-        (
-            "SELECT id, tbl, node, key_json, base_ver FROM es_conflicts ORDER BY id",
-            "SELECT id::text, tbl, node, key_json::text, base_ver::text FROM es_conflicts ORDER BY es_conflicts.id",
-        ),
-        (
-            "SELECT seq FROM es_ctl",
-            "SELECT last_value::text FROM es_version",
-        ),
+        Sql {
+            postgres: "SELECT id, name, n, es_ver, es_deleted, es_hlc, es_origin, es_oseq, es_txid FROM counters ORDER BY counters.id",
+            ..Sql::all("SELECT id, name, n, es_ver, es_deleted, es_hlc, es_origin, es_oseq FROM counters ORDER BY id")
+        },
+        Sql {
+            postgres: "SELECT id, body, es_ver, es_deleted, es_hlc, es_origin, es_oseq, es_txid FROM gone ORDER BY gone.id",
+            ..Sql::all("SELECT id, body, es_ver, es_deleted, es_hlc, es_origin, es_oseq FROM gone ORDER BY id")
+        },
+        Sql {
+            sqlite: "SELECT tbl, key, es_ver, es_hlc, es_origin, es_oseq FROM es_tombstones ORDER BY tbl, key",
+            postgres: "SELECT tbl, key::text, es_ver, es_hlc, es_origin, es_oseq, es_txid FROM es_tombstones ORDER BY tbl, key",
+            mysql: "SELECT tbl, k, es_ver, es_hlc, es_origin, es_oseq FROM es_tombstones ORDER BY tbl, k",
+        },
+        Sql::all("SELECT node, tbl, hi FROM es_nodes ORDER BY node, tbl"),
+        Sql {
+            postgres: "SELECT id, tbl, node, key_json::text, base_ver FROM es_conflicts ORDER BY es_conflicts.id",
+            ..Sql::all("SELECT id, tbl, node, key_json, base_ver FROM es_conflicts ORDER BY id")
+        },
+        Sql {
+            postgres: "SELECT last_value FROM es_version",
+            ..Sql::all("SELECT seq FROM es_ctl")
+        },
     ];
     let mut out = Vec::new();
-    for (s, p) in q {
-        out.push(env.central_rows(s, p).await);
+    for sql in q {
+        out.push(env.central_query(sql).await);
     }
     out
 }
@@ -241,11 +241,8 @@ async fn replayed_push_batches_are_answered_and_never_reapplied(backend: Backend
     env.edge("a")
         .execute_batch("UPDATE counters SET n = n + 1, name = 'a2' WHERE id IN (1, 2, 5, 9);")
         .expect("edge updates");
-    env.central_exec(
-        "UPDATE counters SET name = 'hq' WHERE id = 5;",
-        "UPDATE counters SET name = 'hq' WHERE id = 5;",
-    )
-    .await;
+    env.central_run(Sql::all("UPDATE counters SET name = 'hq' WHERE id = 5;"))
+        .await;
     let b4 = db.read_changes(tc, 100).await.expect("read").expect("b4");
     let r4 = central.push("a", tc, &b4).await.expect("push b4");
     db.ack_push(tc, &b4, &r4).await.expect("ack b4");
@@ -376,10 +373,9 @@ async fn replayed_push_batches_are_answered_and_never_reapplied(backend: Backend
     }
     assert_eq!(central_state(&env).await[..2], s2[..2]);
     let central = env
-        .central_rows(
+        .central_query(Sql::all(
             "SELECT id, name, n, es_deleted FROM counters ORDER BY id",
-            "SELECT id::text, name, n::text, (es_deleted::int)::text FROM counters ORDER BY counters.id",
-        )
+        ))
         .await;
     let edge = query_text(
         &env.edge("a"),
@@ -399,10 +395,7 @@ async fn replayed_push_batches_are_answered_and_never_reapplied(backend: Backend
         "server-wins kept the central's row 5 through every replay"
     );
     let gone = env
-        .central_rows(
-            "SELECT id FROM gone ORDER BY id",
-            "SELECT id::text FROM gone ORDER BY gone.id",
-        )
+        .central_query(Sql::all("SELECT id FROM gone ORDER BY id"))
         .await;
     assert_eq!(
         gone,
@@ -472,10 +465,9 @@ async fn a_lost_push_answer_is_resent_and_recognised(backend: Backend) {
         "row 1 was applied twice (its central stamps moved)"
     );
     let central = env
-        .central_rows(
+        .central_query(Sql::all(
             "SELECT id, name, n, es_deleted FROM counters ORDER BY id",
-            "SELECT id::text, name, n::text, (es_deleted::int)::text FROM counters ORDER BY counters.id",
-        )
+        ))
         .await;
     let want: Vec<Vec<String>> = [
         ["1", "x", "2", "0"],
@@ -488,10 +480,7 @@ async fn a_lost_push_answer_is_resent_and_recognised(backend: Backend) {
     .collect();
     assert_eq!(central, want, "the newest application writes win");
     let gone = env
-        .central_rows(
-            "SELECT id, body FROM gone ORDER BY id",
-            "SELECT id::text, body FROM gone ORDER BY gone.id",
-        )
+        .central_query(Sql::all("SELECT id, body FROM gone ORDER BY id"))
         .await;
     let want_gone: Vec<Vec<String>> = [["1", "again"], ["2", "g3"], ["3", "g"]]
         .iter()
@@ -541,14 +530,12 @@ async fn pull_pass(e: &Engine, node: &str, t: &TableMapping, limit: usize) -> Ve
 async fn old_and_repeated_pull_pages_leave_the_edge_unchanged(backend: Backend) {
     let mut env = Env::new(backend, &["b"], &DDL).await;
     env.write_config(TABLES, "");
-    env.central_exec(
-        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 12)
-           INSERT INTO counters (id, name, n) SELECT i, 'c' || i, 1 FROM s;
-         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 6)
-           INSERT INTO gone (id, body) SELECT i, 'g' || i FROM s;",
-        "INSERT INTO counters (id, name, n) SELECT i, 'c' || i, 1 FROM generate_series(1, 12) i;
-         INSERT INTO gone (id, body) SELECT i, 'g' || i FROM generate_series(1, 6) i;",
-    )
+    env.central_run(Sql::all(&format!(
+        "INSERT INTO counters (id, name, n) SELECT i, concat('c', i), 1 FROM {};
+         INSERT INTO gone (id, body) SELECT i, concat('g', i) FROM {};",
+        series(12),
+        series(6)
+    )))
     .await;
     env.init().await;
     let e = env.engine_ok().await;
@@ -559,13 +546,13 @@ async fn old_and_repeated_pull_pages_leave_the_edge_unchanged(backend: Backend) 
     let load_g = pull_pass(&e, "b", tg, 4).await;
     let sql = "UPDATE counters SET name = 'p1', n = n + 1 WHERE id IN (1, 2, 7);
                DELETE FROM gone WHERE id = 4; DELETE FROM counters WHERE id = 12;";
-    env.central_exec(sql, sql).await;
+    env.central_run(Sql::all(sql)).await;
     let one_c = pull_pass(&e, "b", tc, 3).await;
     let one_g = pull_pass(&e, "b", tg, 3).await;
     let sql = "UPDATE counters SET name = 'p2', n = n + 1 WHERE id IN (1, 7);
                INSERT INTO gone (id, body) VALUES (4, 'back'); UPDATE gone SET body = 'g5b' WHERE id = 5;
                INSERT INTO counters (id, name, n) VALUES (13, 'c13', 1);";
-    env.central_exec(sql, sql).await;
+    env.central_run(Sql::all(sql)).await;
     let two_c = pull_pass(&e, "b", tc, 3).await;
     let two_g = pull_pass(&e, "b", tg, 3).await;
     let settled = edge_state(&env, "b");
@@ -614,23 +601,32 @@ async fn old_and_repeated_pull_pages_leave_the_edge_unchanged(backend: Backend) 
         );
     }
     let central = env
-        .central_rows(
+        .central_query(Sql::all(
             "SELECT id, name, n, es_deleted FROM counters ORDER BY id",
-            "SELECT id::text, name, n::text, (es_deleted::int)::text FROM counters ORDER BY counters.id",
-        )
+        ))
         .await;
-    assert_eq!(
-        central,
-        query_text(
-            &env.edge("b"),
-            "SELECT id, name, n, es_deleted FROM counters ORDER BY id"
-        )
-    );
+    // Row 12 was deleted by the central's application: on MySQL that removes
+    // the central row, and the (soft-delete) edge keeps it marked deleted.
+    let edge_sql = if backend.app_deletes_remove_central_rows() {
+        "SELECT id, name, n, es_deleted FROM counters WHERE id <> 12 ORDER BY id"
+    } else {
+        "SELECT id, name, n, es_deleted FROM counters ORDER BY id"
+    };
+    assert_eq!(central, query_text(&env.edge("b"), edge_sql));
+    if backend.app_deletes_remove_central_rows() {
+        assert_eq!(
+            query_text(
+                &env.edge("b"),
+                "SELECT id, name, n, es_deleted FROM counters WHERE id = 12"
+            ),
+            vec![vec!["12", "c12", "1", "1"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()]
+        );
+    }
     let central = env
-        .central_rows(
-            "SELECT id, body FROM gone ORDER BY id",
-            "SELECT id::text, body FROM gone ORDER BY gone.id",
-        )
+        .central_query(Sql::all("SELECT id, body FROM gone ORDER BY id"))
         .await;
     assert_eq!(
         central,

@@ -1,9 +1,9 @@
 //! Data flows both ways, values arrive exactly, and nothing moves twice.
 
-use crate::common::{query_text, Backend, Ddl, Env};
+use crate::common::{query_text, series, Backend, Env, Sql};
 use crate::for_each_backend;
 
-pub const ITEMS: Ddl = Ddl {
+pub const ITEMS: Sql = Sql {
     sqlite: "CREATE TABLE items (
         id INTEGER PRIMARY KEY, name TEXT, price DECIMAL_TEXT(38,10), qty INTEGER,
         ok BOOLEAN, data BLOB, d DATE_TEXT, t TIME_TEXT, ts TIMESTAMP_TEXT,
@@ -14,6 +14,11 @@ pub const ITEMS: Ddl = Ddl {
         ok boolean, data bytea, d date, t time, ts timestamp,
         tstz timestamptz, u uuid, j jsonb, f double precision);
       CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);",
+    mysql: "CREATE TABLE items (
+        id bigint PRIMARY KEY, name longtext, price decimal(38,10), qty int,
+        ok tinyint(1), data longblob, d date, t time(6), ts datetime(6),
+        tstz timestamp(6) NULL DEFAULT NULL, u char(36), j json, f double);
+      CREATE TABLE notes (id bigint PRIMARY KEY, body longtext NOT NULL);",
 };
 
 pub const TABLES: &str = r#"
@@ -28,6 +33,7 @@ deletes = "hard"
 const COLS: &str = "id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f";
 
 /// Hard values, as an application would write them into its SQLite file.
+/// `{early_tstz}` is the second row's zoned timestamp ([`early_tstz`]).
 const HARD_ROWS: &str = "
 INSERT INTO items (id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f) VALUES
  (9223372036854775807, 'Grüße 👋🏽 e' || char(769) || ' 日本', '-9999999999999999999999999999.9999999999',
@@ -35,10 +41,26 @@ INSERT INTO items (id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f) VALU
   '2024-03-10 12:00:00.000001+05:30', '6f1c8f9a-2b3c-4d5e-8f90-a1b2c3d4e5f6',
   '{\"a\": [1, {\"b\": \"ü\"}], \"n\": null}', 0.1),
  (-9223372036854775808, '', '0.0000000001', -2147483648, 0, X'', '2100-12-31', '00:00:00',
-  '1900-01-01 00:00:00', '1950-06-01 23:30:00-08:00', '00000000-0000-0000-0000-000000000000',
+  '1900-01-01 00:00:00', '{early_tstz}', '00000000-0000-0000-0000-000000000000',
   '[]', -1.5e300),
  (3, 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 ";
+
+/// A zoned timestamp before 1970 in its own offset. MySQL/MariaDB `TIMESTAMP`
+/// holds only 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC (a server
+/// limit; `types.rs` checks that a value outside it is refused, never
+/// stored differently), so there it is the earliest instant the type holds,
+/// written at -08:00, where it is still 1969.
+fn early_tstz(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Mysql => "1969-12-31 16:00:01.5-08:00",
+        _ => "1950-06-01 23:30:00-08:00",
+    }
+}
+
+fn hard_rows(backend: Backend) -> String {
+    HARD_ROWS.replace("{early_tstz}", early_tstz(backend))
+}
 
 fn edge_items(env: &Env, node: &str) -> Vec<Vec<String>> {
     query_text(
@@ -74,17 +96,18 @@ async fn every_type_round_trips_edge_to_edge(backend: Backend) {
     env.write_config(TABLES, "");
     env.init().await;
     env.edge("a")
-        .execute_batch(HARD_ROWS)
+        .execute_batch(&hard_rows(backend))
         .expect("insert on edge a");
     let written = edge_items(&env, "a");
     env.sync_all(1).await;
 
     // The central holds exactly what the edge wrote.
     let central = env
-        .central_rows(
-            "SELECT id, name, price, ok, hex(data), ts, u FROM items ORDER BY id",
-            "SELECT id::text, name, price::text, (ok::int)::text, upper(encode(data, 'hex')), ts::text, u::text FROM items ORDER BY id",
-        )
+        .central_query(Sql {
+            sqlite: "SELECT id, name, price, ok, hex(data), ts, u FROM items ORDER BY id",
+            postgres: "SELECT id, name, price, ok, upper(encode(data, 'hex')), ts, u FROM items ORDER BY id",
+            mysql: "SELECT id, name, price, ok, hex(data), ts, u FROM items ORDER BY id",
+        })
         .await;
     let n = |s: &str| s.to_string();
     assert_eq!(central[0][0], "-9223372036854775808");
@@ -98,12 +121,14 @@ async fn every_type_round_trips_edge_to_edge(backend: Backend) {
     assert_eq!(central[2][4], "00FF0A0D");
     assert_eq!(central[2][5], "2038-01-19 03:14:08.123456");
     assert_eq!(central[2][6], "6f1c8f9a-2b3c-4d5e-8f90-a1b2c3d4e5f6");
-    if backend == Backend::Postgres {
+    if backend != Backend::Sqlite {
+        // The instant, in UTC (MySQL test sessions run in UTC).
         let tz = env
-            .central_rows(
-                "",
-                "SELECT (tstz AT TIME ZONE 'UTC')::text, f::text FROM items WHERE id > 3",
-            )
+            .central_query(Sql {
+                sqlite: "",
+                postgres: "SELECT (tstz AT TIME ZONE 'UTC')::text, f FROM items WHERE id > 3",
+                mysql: "SELECT tstz, f FROM items WHERE id > 3",
+            })
             .await;
         assert_eq!(tz[0][0], "2024-03-10 06:30:00.000001");
         assert_eq!(tz[0][1], "0.1");
@@ -124,14 +149,18 @@ async fn central_changes_reach_every_edge(backend: Backend) {
     env.write_config(TABLES, "");
     env.init().await;
     env.sync_all(1).await;
-    env.central_exec(
-        "INSERT INTO items (id, name, price, ts, tstz, d, u, j, data, ok)
+    env.central_run(Sql {
+        sqlite: "INSERT INTO items (id, name, price, ts, tstz, d, u, j, data, ok)
            VALUES (10, 'from hq', '12.5000000000', '2024-02-29 10:11:12.5', '2024-02-29 10:11:12.5+00:00', '1999-12-31', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": \"v\"}', X'DEADBEEF', 1);
          INSERT INTO notes (id, body) VALUES (1, 'first'), (2, 'second');",
-        "INSERT INTO items (id, name, price, ts, tstz, d, u, j, data, ok)
+        postgres: "INSERT INTO items (id, name, price, ts, tstz, d, u, j, data, ok)
            VALUES (10, 'from hq', 12.5, '2024-02-29 10:11:12.5', '2024-02-29 10:11:12.5+00', '1999-12-31', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": \"v\"}', '\\xdeadbeef', true);
          INSERT INTO notes (id, body) VALUES (1, 'first'), (2, 'second');",
-    )
+        // MariaDB reads no offset in a literal: the session is UTC.
+        mysql: "INSERT INTO items (id, name, price, ts, tstz, d, u, j, data, ok)
+           VALUES (10, 'from hq', 12.5, '2024-02-29 10:11:12.5', '2024-02-29 10:11:12.5', '1999-12-31', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": \"v\"}', X'DEADBEEF', true);
+         INSERT INTO notes (id, body) VALUES (1, 'first'), (2, 'second');",
+    })
     .await;
     env.sync_all(1).await;
     for node in ["a", "b"] {
@@ -168,17 +197,24 @@ async fn central_changes_reach_every_edge(backend: Backend) {
         );
     }
     // Central update and delete reach the edges.
-    env.central_exec(
+    env.central_run(Sql::all(
         "UPDATE items SET name = 'renamed' WHERE id = 10; DELETE FROM notes WHERE id = 1; DELETE FROM items WHERE id = 10;",
-        "UPDATE items SET name = 'renamed' WHERE id = 10; DELETE FROM notes WHERE id = 1; DELETE FROM items WHERE id = 10;",
-    )
+    ))
     .await;
     env.sync_all(1).await;
+    // On MySQL the application's DELETE removes the central row, so the
+    // edges learn of the delete from its tombstone and keep the values they
+    // last received (the rename happened in the same sync interval).
+    let last_name = if backend.app_deletes_remove_central_rows() {
+        "from hq"
+    } else {
+        "renamed"
+    };
     for node in ["a", "b"] {
         let e = env.edge(node);
         assert_eq!(
             query_text(&e, "SELECT name, es_deleted FROM items"),
-            vec![vec!["renamed".to_string(), "1".to_string()]],
+            vec![vec![last_name.to_string(), "1".to_string()]],
             "soft delete keeps the row with its marker on {node}"
         );
         assert_eq!(
@@ -201,10 +237,9 @@ async fn edge_update_and_delete_reach_central_and_other_edges(backend: Backend) 
         .expect("edge b writes");
     env.sync_all(2).await;
     let central = env
-        .central_rows(
+        .central_query(Sql::all(
             "SELECT id, qty, es_deleted FROM items ORDER BY id",
-            "SELECT id::text, qty::text, (es_deleted::int)::text FROM items ORDER BY id",
-        )
+        ))
         .await;
     assert_eq!(
         central,
@@ -213,9 +248,7 @@ async fn edge_update_and_delete_reach_central_and_other_edges(backend: Backend) 
             .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
             .collect::<Vec<_>>()
     );
-    let notes = env
-        .central_rows("SELECT id FROM notes", "SELECT id::text FROM notes")
-        .await;
+    let notes = env.central_query(Sql::all("SELECT id FROM notes")).await;
     assert_eq!(
         notes,
         vec![vec!["1".to_string()]],
@@ -241,18 +274,17 @@ async fn edge_update_and_delete_reach_central_and_other_edges(backend: Backend) 
 async fn offline_edits_on_both_sides_converge_and_a_second_sync_moves_nothing(backend: Backend) {
     let mut env = Env::new(backend, &["a", "b"], &ITEMS).await;
     env.write_config(TABLES, "batch_rows = 7\npage_rows = 5");
-    env.central_exec(
-        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 40) INSERT INTO items (id, name, qty) SELECT i, 'c' || i, i FROM s;",
-        "INSERT INTO items (id, name, qty) SELECT i, 'c' || i, i FROM generate_series(1, 40) i;",
-    )
+    env.central_run(Sql::all(&format!(
+        "INSERT INTO items (id, name, qty) SELECT i, concat('c', i), i FROM {};",
+        series(40)
+    )))
     .await;
     env.init().await;
     env.sync_all(1).await;
     // offline: the central and both edges all write
-    env.central_exec(
+    env.central_run(Sql::all(
         "UPDATE items SET name = 'hq' WHERE id <= 5; INSERT INTO items (id, name) VALUES (100, 'hq new');",
-        "UPDATE items SET name = 'hq' WHERE id <= 5; INSERT INTO items (id, name) VALUES (100, 'hq new');",
-    )
+    ))
     .await;
     env.edge("a")
         .execute_batch("UPDATE items SET qty = qty * 10 WHERE id BETWEEN 10 AND 29; INSERT INTO items (id, name) VALUES (200, 'a new'); DELETE FROM items WHERE id = 40;")
@@ -266,10 +298,10 @@ async fn offline_edits_on_both_sides_converge_and_a_second_sync_moves_nothing(ba
     assert_eq!(a, b, "edges diverged");
     assert_eq!(a.len(), 43);
     let central = env
-        .central_rows(
-            "SELECT count(*), sum(qty), sum(es_deleted) FROM items",
-            "SELECT count(*)::text, sum(qty)::text, sum(es_deleted::int)::text FROM items",
-        )
+        .central_query(Sql {
+            postgres: "SELECT count(*), sum(qty), sum(es_deleted::int) FROM items",
+            ..Sql::all("SELECT count(*), sum(qty), sum(es_deleted) FROM items")
+        })
         .await;
     let expected_qty: i64 = (1..=40)
         .map(|i| if (10..=29).contains(&i) { i * 10 } else { i })
@@ -298,10 +330,10 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
     env.init().await;
     env.sync_all(1).await;
     // A central constraint the edge does not know about rejects one row.
-    env.central_exec(
-        "CREATE TRIGGER no_bad BEFORE INSERT ON notes WHEN NEW.body = 'bad' BEGIN SELECT RAISE(ABORT, 'bad body'); END;",
-        "ALTER TABLE notes ADD CONSTRAINT no_bad CHECK (body <> 'bad');",
-    )
+    env.central_run(Sql {
+        sqlite: "CREATE TRIGGER no_bad BEFORE INSERT ON notes WHEN NEW.body = 'bad' BEGIN SELECT RAISE(ABORT, 'bad body'); END;",
+        ..Sql::all("ALTER TABLE notes ADD CONSTRAINT no_bad CHECK (body <> 'bad');")
+    })
     .await;
     env.edge("a")
         .execute_batch(
@@ -315,12 +347,7 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
         .iter()
         .find(|t| t.edge == "notes")
         .expect("notes");
-    let central_count = || {
-        env.central_rows(
-            "SELECT count(*) FROM notes",
-            "SELECT count(*)::text FROM notes",
-        )
-    };
+    let central_count = || env.central_query(Sql::all("SELECT count(*) FROM notes"));
 
     // 1. The central transaction is atomic: the whole batch fails, nothing
     //    of it is written, and the edge's watermark does not move.
@@ -363,12 +390,7 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
         .expect("notes stats");
     assert!(s.error.is_none(), "{stats:?}");
     assert_eq!((s.pushed, s.quarantined), (2, 1), "{stats:?}");
-    let bodies = || {
-        env.central_rows(
-            "SELECT body FROM notes ORDER BY id",
-            "SELECT body FROM notes ORDER BY id",
-        )
-    };
+    let bodies = || env.central_query(Sql::all("SELECT body FROM notes ORDER BY id"));
     assert_eq!(
         bodies().await,
         vec![vec!["good".to_string()], vec!["also good".to_string()]]
@@ -388,10 +410,9 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
     env.sync_node("a").await;
     assert_eq!(bodies().await.len(), 3);
     // a central change to the quarantined key does not overwrite the local row
-    env.central_exec(
+    env.central_run(Sql::all(
         "INSERT INTO notes (id, body) VALUES (2, 'central two');",
-        "INSERT INTO notes (id, body) VALUES (2, 'central two');",
-    )
+    ))
     .await;
     env.sync_node("a").await;
     assert_eq!(
@@ -402,19 +423,16 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
 
     // 3. Once the cause is fixed, a retry on request pushes it, judged by the
     //    table's policy against the central row written meanwhile.
-    env.central_exec(
-        "DROP TRIGGER no_bad;",
-        "ALTER TABLE notes DROP CONSTRAINT no_bad;",
-    )
+    env.central_run(Sql {
+        sqlite: "DROP TRIGGER no_bad;",
+        ..Sql::all("ALTER TABLE notes DROP CONSTRAINT no_bad;")
+    })
     .await;
     assert_eq!(edge.db.requeue_quarantined(notes).await.expect("retry"), 1);
     assert!(edge.db.quarantined(notes).await.expect("list").is_empty());
     env.sync_all(1).await;
     let central = env
-        .central_rows(
-            "SELECT id, body FROM notes ORDER BY id",
-            "SELECT id::text, body FROM notes ORDER BY id",
-        )
+        .central_query(Sql::all("SELECT id, body FROM notes ORDER BY id"))
         .await;
     let edge_rows = query_text(&env.edge("a"), "SELECT id, body FROM notes ORDER BY id");
     assert_eq!(central, edge_rows, "converged after the retry");
@@ -424,10 +442,10 @@ async fn a_failing_push_changes_nothing_and_succeeds_once_fixed(backend: Backend
 async fn an_interrupted_initial_load_resumes_from_its_last_page(backend: Backend) {
     let mut env = Env::new(backend, &["a"], &ITEMS).await;
     env.write_config(TABLES, "page_rows = 10");
-    env.central_exec(
-        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 95) INSERT INTO items (id, name) SELECT i, 'r' || i FROM s;",
-        "INSERT INTO items (id, name) SELECT i, 'r' || i FROM generate_series(1, 95) i;",
-    )
+    env.central_run(Sql::all(&format!(
+        "INSERT INTO items (id, name) SELECT i, concat('r', i) FROM {};",
+        series(95)
+    )))
     .await;
     env.init().await;
     let e = env.engine_ok().await;

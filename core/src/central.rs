@@ -139,4 +139,122 @@ pub trait Central: Send + Sync {
 
     /// What the central knows about each node's pushes.
     async fn progress(&self) -> Result<Vec<NodeProgress>>;
+
+    /// The hub metadata store of this central (node tokens, request nonces,
+    /// the audit log), for `edgesync serve` and `edgesync token`; `None`
+    /// when this backend does not keep hub metadata yet. See [`HubStore`].
+    fn hub_store(&self) -> Option<&dyn HubStore> {
+        None
+    }
+}
+
+/// The error a backend without hub metadata answers with.
+pub fn hub_unsupported(backend: &str) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Config,
+        format!("hub metadata is not supported by the {backend} central"),
+    )
+}
+
+/// A node credential as the central stores it (`es_tokens`).
+///
+/// The token itself is never stored: `key_hash` is the hex SHA-256 of the
+/// token text, which is also the key requests are signed with (HMAC-SHA256),
+/// so the token never travels either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeToken {
+    /// Public token id (the part of the token the hub looks it up by).
+    pub id: String,
+    /// The node the token speaks for.
+    pub node: String,
+    /// The node's tenant, bound as `:tenant` in table filters.
+    pub tenant: Option<String>,
+    /// Filter parameters bound to the node (`:name` in table filters).
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Hex SHA-256 of the token text.
+    pub key_hash: String,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was revoked; a revoked token is refused.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One line of the hub's audit log (`es_audit`): who asked for what, and
+/// what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditEntry {
+    /// When the request was answered.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The node the credential names (`None`: no valid credential).
+    pub node: Option<String>,
+    /// The credential's tenant.
+    pub tenant: Option<String>,
+    /// The endpoint (`push`, `pull`, ...).
+    pub action: String,
+    /// The table named by the request, if any.
+    pub table: Option<String>,
+    /// A push's batch id (its `hi`).
+    pub batch_hi: Option<i64>,
+    /// A pull's page: the token it continued from (`None`: a new pass).
+    pub page: Option<String>,
+    /// Rows pushed or delivered.
+    pub rows: i64,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// `ok`, or why the request was refused (`no_token`, `bad_signature`,
+    /// `replayed_nonce`, `forbidden_node`, ...).
+    pub outcome: String,
+    /// The client's address.
+    pub remote: Option<String>,
+    /// A human-readable detail.
+    pub detail: String,
+}
+
+/// Hub metadata kept in the central database, so that every `edgesync
+/// serve` instance in front of it sees the same tokens and nonces (the hub
+/// keeps no state of its own between requests).
+///
+/// Contract: every method is one short transaction; `record_nonce` is
+/// atomic (two hubs recording the same nonce at once: exactly one gets
+/// `true`). The tables are provisioned by `init-sync` on the hub together
+/// with the rest of the central metadata.
+#[async_trait]
+pub trait HubStore: Send + Sync {
+    /// Store a new token.
+    async fn insert_token(&self, token: &NodeToken) -> Result<()>;
+
+    /// Revoke every live token of `node`; how many were revoked.
+    async fn revoke_tokens(&self, node: &str, at: chrono::DateTime<chrono::Utc>) -> Result<u64>;
+
+    /// The token with this id, revoked or not.
+    async fn find_token(&self, id: &str) -> Result<Option<NodeToken>>;
+
+    /// Record a request nonce seen at `at`; `false` if it was seen before
+    /// (a replay).
+    async fn record_nonce(
+        &self,
+        token_id: &str,
+        nonce: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
+
+    /// Forget nonces recorded before `before` (the clock window refuses
+    /// such old requests anyway); how many.
+    async fn purge_nonces(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64>;
+
+    /// Append to the audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+
+    /// The current central rows of `keys` in `table` (values in mapping
+    /// order), aligned with `keys`; `None` where there is no live row (absent
+    /// or hard-deleted). Used by the hub to check that a push stays inside
+    /// the node's scope.
+    async fn current_rows(
+        &self,
+        table: &TableMapping,
+        keys: &[Vec<crate::Value>],
+    ) -> Result<Vec<Option<Vec<crate::Value>>>>;
 }

@@ -1,5 +1,5 @@
 -- edgesync: forget a table's pending deletes, conflict bases, quarantined
--- changes and sync state
+-- changes, parked conflicts and sync state
 -- (deinit-sync).
 DELETE FROM es_tombstones WHERE tbl = {{tbl}};
 ;;
@@ -8,3 +8,5 @@ DELETE FROM es_base WHERE tbl = {{tbl}};
 DELETE FROM es_state WHERE tbl = {{tbl}};
 ;;
 DELETE FROM es_quarantine WHERE tbl = {{tbl}};
+;;
+DELETE FROM es_conflicts WHERE tbl = {{tbl}};

@@ -11,6 +11,9 @@
 //! - when the [watcher](super::wake) sees a commit and one of them has
 //!   pending local changes (after a short pause that lets a burst of commits
 //!   land);
+//! - every table, backing off or not, when the watcher sees a commit and an
+//!   application asked for a sync in the edge file (an unserved row of
+//!   `es_sync_requests`, or a conflict choice in `es_conflicts`);
 //! - every `sync.interval` (which is also when central changes are pulled);
 //!
 //! and a failed table again on its own capped exponential backoff with
@@ -219,13 +222,21 @@ impl EdgeTask {
             let healthy = st.healthy();
             let selected: Vec<TableMapping> = match reason {
                 Reason::LocalChange => {
+                    // An application asked for a sync (a row in
+                    // es_sync_requests, or a conflict choice): every table,
+                    // backing off or not.
+                    let requested = open.edge.db.wants_sync().await.unwrap_or(false);
                     // Tables backing off are not cut short by a commit: their
                     // retry timer (or the central coming back) decides.
-                    if !has_pending(&shared, &open.edge, &healthy).await {
+                    if !requested && !has_pending(&shared, &open.edge, &healthy).await {
                         continue;
                     }
                     tokio::time::sleep(COALESCE).await;
-                    healthy.clone()
+                    if requested {
+                        open.edge.tables.clone()
+                    } else {
+                        healthy.clone()
+                    }
                 }
                 Reason::CentralBack => {
                     st.tables.clear();

@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use edgesync_core::{ConflictRecord, Keep, Value};
+use edgesync_core::{ConflictPolicy, ConflictRecord, ErrorKind, Keep, QualifiedName, TableMapping, Value};
 use tracing::{info, warn};
 
-use super::Engine;
+use super::{Edge, Engine};
 
 /// How many entries `conflicts list` reads at most.
 pub const LIST_LIMIT: usize = 1000;
@@ -37,6 +37,94 @@ pub async fn resolve(engine: &Engine, id: i64, keep: Keep) -> Result<ConflictRec
     let record = engine.central.resolve_conflict(id, keep).await?;
     info!(id, keep = %keep, table = %record.table, "conflict resolved");
     Ok(record)
+}
+
+/// Settle the conflicts an application chose a side for in the edge's
+/// `es_conflicts` (`UPDATE es_conflicts SET choice = 'local'|'central'`),
+/// exactly like `conflicts resolve`. A conflict the central no longer has
+/// open (settled from the CLI or another way, or purged) leaves the edge; any
+/// other failure is kept on the row and the choice is tried again next sync.
+pub async fn apply_edge_choices(engine: &Engine, edge: &Edge) {
+    let node = edge.config.node.as_str();
+    let tables: Vec<String> = edge
+        .tables
+        .iter()
+        .filter(|t| t.conflict == ConflictPolicy::Manual)
+        .map(|t| t.edge.clone())
+        .collect();
+    if tables.is_empty() {
+        return;
+    }
+    let choices = match edge.db.conflict_choices(&tables).await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(node, "cannot read conflict choices from the edge file: {e}");
+            return;
+        }
+    };
+    for (id, keep) in choices {
+        let error = match engine.central.resolve_conflict(id, keep).await {
+            Ok(record) => {
+                info!(node, id, keep = %keep, table = %record.table, "conflict resolved from the edge");
+                None
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Constraint | ErrorKind::Config) => {
+                info!(node, id, "conflict chosen on the edge is no longer open: {e}");
+                None
+            }
+            Err(e) => {
+                warn!(node, id, "cannot resolve conflict chosen on the edge: {e}");
+                Some(format!("{e:#}"))
+            }
+        };
+        if let Err(e) = edge.db.settle_choice(id, error.as_deref()).await {
+            warn!(node, id, "cannot record the resolution in the edge file: {e}");
+        }
+    }
+}
+
+/// Does a central conflict log entry (`ConflictRecord::table`) belong to
+/// this mapping's central table?
+pub fn logged_for(m: &TableMapping, logged: &str) -> bool {
+    let q = QualifiedName::parse(logged);
+    q.name.eq_ignore_ascii_case(&m.central.name)
+        && match (&q.schema, &m.central.schema) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => true,
+        }
+}
+
+/// Copy this node's open conflicts of its `manual` tables into the edge's
+/// `es_conflicts`, and drop the ones the central reports settled. One read
+/// of the central's log per edge sync, only for edges with manual tables.
+pub async fn refresh_edge_conflicts(engine: &Engine, edge: &Edge) -> Result<()> {
+    let node = edge.config.node.as_str();
+    let manual: Vec<&TableMapping> = edge
+        .tables
+        .iter()
+        .filter(|t| t.conflict == ConflictPolicy::Manual)
+        .collect();
+    if manual.is_empty() {
+        return Ok(());
+    }
+    let open = engine
+        .central
+        .conflicts(false, LIST_LIMIT)
+        .await
+        .context("reading the conflict log")?;
+    let complete = open.len() < LIST_LIMIT;
+    for m in manual {
+        let mine: Vec<ConflictRecord> = open
+            .iter()
+            .filter(|c| c.open && c.node == node && logged_for(m, &c.table))
+            .cloned()
+            .collect();
+        edge.db
+            .refresh_conflicts(m, &mine, complete)
+            .await
+            .with_context(|| format!("copying the open conflicts of {} to the edge", m.edge))?;
+    }
+    Ok(())
 }
 
 /// Purge settled conflicts older than `sync.conflict_retention`, at most

@@ -171,6 +171,18 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
             ..TableStats::default()
         })
         .collect();
+    // What applications asked for in the edge file: sync requests pending
+    // now are served by this sync; conflict choices are settled before the
+    // push, so a kept local version is pulled back below.
+    let requests = edge.db.open_requests().await.unwrap_or_else(|e| {
+        warn!(node, "cannot read sync requests from the edge file: {e}");
+        Vec::new()
+    });
+    let names: Vec<String> = edge.tables.iter().map(|t| t.edge.clone()).collect();
+    if let Err(e) = edge.db.mark_syncing(&names).await {
+        warn!(node, "could not mark the sync in the edge file: {e}");
+    }
+    super::conflicts::apply_edge_choices(engine, edge).await;
     for (table, stats) in edge.tables.iter().zip(all.iter_mut()) {
         if !table.direction.pushes() {
             continue;
@@ -205,10 +217,13 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
             stats.error = Some(format!("pull: {e:#}"));
         }
     }
+    if let Err(e) = super::conflicts::refresh_edge_conflicts(engine, edge).await {
+        warn!(node, "could not copy open conflicts to the edge file: {e:#}");
+    }
     for (table, stats) in edge.tables.iter().zip(all.iter()) {
         let note = edge
             .db
-            .note_error(&table.edge, stats.error.as_deref())
+            .finish_sync(&table.edge, stats.error.as_deref())
             .await;
         if let Err(e) = note {
             warn!(node, table = %table.edge, "could not record sync status in the edge file: {e}");
@@ -229,7 +244,53 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
             None => tracing::debug!(node, table = %table.edge, "synced, nothing to move"),
         }
     }
+    let served = request_outcomes(engine, &requests, &all);
+    if let Err(e) = edge.db.serve_requests(&served).await {
+        warn!(node, "could not record served sync requests in the edge file: {e}");
+    }
     all
+}
+
+/// The outcome of each pending sync request this sync serves: `ok`, or
+/// `error: T: ...` for each failed table it asked for. A request for a
+/// table this sync did not include stays pending; one naming no synced
+/// table is answered with that error.
+fn request_outcomes(
+    engine: &Engine,
+    requests: &[(i64, Option<String>)],
+    stats: &[TableStats],
+) -> Vec<(i64, String)> {
+    requests
+        .iter()
+        .filter_map(|(id, table)| {
+            let relevant: Vec<&TableStats> = match table {
+                None => stats.iter().collect(),
+                Some(t) => {
+                    let r: Vec<&TableStats> = stats
+                        .iter()
+                        .filter(|s| s.table.eq_ignore_ascii_case(t))
+                        .collect();
+                    if r.is_empty() {
+                        if engine.config.table(t).is_none() {
+                            return Some((*id, format!("error: no synced table named {t}")));
+                        }
+                        return None;
+                    }
+                    r
+                }
+            };
+            let errors: Vec<String> = relevant
+                .iter()
+                .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.table)))
+                .collect();
+            let outcome = if errors.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("error: {}", errors.join("; "))
+            };
+            Some((*id, outcome))
+        })
+        .collect()
 }
 
 /// One cycle over every selected edge, then the conflict log's retention

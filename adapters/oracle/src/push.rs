@@ -91,7 +91,12 @@ pub fn push(
             Err(e.context(format!("{doing} (nothing was applied)")))
         }
     };
-    set_applying(conn, false)?;
+    // A session that cannot clear the flag is dropped by the worker when
+    // the push failed; after a success the flag is cleared before any other
+    // job can use the session.
+    if let Err(e) = set_applying(conn, false) {
+        return Err(result.err().unwrap_or(e));
+    }
     result
 }
 
@@ -208,7 +213,19 @@ fn lock_node(conn: &Connection, cx: &Ctx<'_>) -> Result<i64> {
         ),
         &[&cx.node, &cx.tbl],
     )
-    .map_err(ctx("registering the node"))?;
+    .map_err(ctx("registering the node"))
+    .map_err(|e| {
+        // Two first pushes of one node racing to register it.
+        if crate::error::code_of(&e) == Some(1) {
+            Error::new(
+                edgesync_core::ErrorKind::Retryable,
+                "the node was registered by a concurrent push; the batch will be retried",
+            )
+            .with_source(e)
+        } else {
+            e
+        }
+    })?;
     conn.query_row_as::<i64>(
         &format!(
             "SELECT hi FROM {} WHERE node = :1 AND tbl = :2 FOR UPDATE",

@@ -205,8 +205,14 @@ impl Bind {
 }
 
 impl ToSql for Bind {
-    fn oratype(&self, _conn: &oracle::Connection) -> oracle::Result<OracleType> {
-        Ok(Bind::oratype(self))
+    /// Sized by the value for single statements (array binds fix the type
+    /// with [`Bind::oratype`] and grow it as rows are appended).
+    fn oratype(&self, conn: &oracle::Connection) -> oracle::Result<OracleType> {
+        match self {
+            Bind::Text(Some(s)) => s.oratype(conn),
+            Bind::Bytes(Some(b)) => b.oratype(conn),
+            _ => Ok(Bind::oratype(self)),
+        }
     }
 
     fn to_sql(&self, val: &mut SqlValue) -> oracle::Result<()> {

@@ -48,6 +48,7 @@ use sqlx::PgPool;
 
 mod connection;
 mod error;
+mod hub;
 mod meta;
 mod provision;
 mod pull;
@@ -156,5 +157,9 @@ impl Central for PgCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         meta::progress(&self.pool).await
+    }
+
+    fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {
+        Some(self)
     }
 }

@@ -225,6 +225,7 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
             }
         }
     }
+    out.extend(crate::hub::plan_init(&mut conn).await?);
     Ok(out)
 }
 
@@ -288,6 +289,7 @@ pub async fn plan_deinit(
                 }
             }
         }
+        out.extend(crate::hub::plan_deinit(&mut conn).await?);
     }
     Ok(out)
 }

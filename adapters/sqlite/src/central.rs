@@ -23,6 +23,7 @@
 //! and handed back to the edge (`push.rs`); the manual queue and the log's
 //! retention are in `resolve.rs`.
 
+mod hub;
 mod provision;
 mod pull;
 mod push;
@@ -164,6 +165,10 @@ impl Central for SqliteCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.run(progress).await
+    }
+
+    fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {
+        Some(self)
     }
 }
 

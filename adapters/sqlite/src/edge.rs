@@ -11,6 +11,7 @@
 //! `deinit-sync`, `push` reads and acknowledges local changes, `pull` applies
 //! central pages.
 
+mod app;
 mod provision;
 mod pull;
 mod push;
@@ -257,6 +258,71 @@ impl EdgeDb {
             Ok(())
         })
         .await
+    }
+
+    /// Mark `tables` as being synced (`es_state.syncing_since`, shown by the
+    /// `es_status` view) until [`EdgeDb::finish_sync`].
+    pub async fn mark_syncing(&self, tables: &[String]) -> Result<()> {
+        let tables = tables.to_vec();
+        self.run(move |c| app::mark_syncing(c, &tables)).await
+    }
+
+    /// The end of a table's sync: remember its error (`None` clears it),
+    /// clear the syncing marker and, on success, stamp `last_sync_at`.
+    pub async fn finish_sync(&self, table: &str, error: Option<&str>) -> Result<()> {
+        let (table, error) = (table.to_string(), error.map(str::to_string));
+        self.run(move |c| app::finish_sync(c, &table, error.as_deref()))
+            .await
+    }
+
+    /// Unserved rows of `es_sync_requests`: `(id, table)`, `None` = every
+    /// table.
+    pub async fn open_requests(&self) -> Result<Vec<(i64, Option<String>)>> {
+        self.run(|c| app::open_requests(c)).await
+    }
+
+    /// Record sync requests as served, each with its outcome.
+    pub async fn serve_requests(&self, served: &[(i64, String)]) -> Result<()> {
+        let served = served.to_vec();
+        self.run(move |c| app::serve_requests(c, &served)).await
+    }
+
+    /// Does an application want a sync now (an unserved request, or a
+    /// conflict choice not yet tried)?
+    pub async fn wants_sync(&self) -> Result<bool> {
+        self.run(|c| app::wants_sync(c)).await
+    }
+
+    /// The conflict choices applications wrote into `es_conflicts` for
+    /// `tables`: `(central conflict id, version to keep)`.
+    pub async fn conflict_choices(
+        &self,
+        tables: &[String],
+    ) -> Result<Vec<(i64, edgesync_core::Keep)>> {
+        let tables = tables.to_vec();
+        self.run(move |c| app::conflict_choices(c, &tables)).await
+    }
+
+    /// After trying a choice: `None` (settled) removes the conflict from
+    /// the edge, an error is kept on it.
+    pub async fn settle_choice(&self, id: i64, error: Option<&str>) -> Result<()> {
+        let error = error.map(str::to_string);
+        self.run(move |c| app::settle_choice(c, id, error.as_deref()))
+            .await
+    }
+
+    /// Make the edge's `es_conflicts` rows of `table` the open conflicts in
+    /// `records` (this node's, this table's); with `complete`, rows the
+    /// central no longer lists are removed.
+    pub async fn refresh_conflicts(
+        &self,
+        table: &TableMapping,
+        records: &[edgesync_core::ConflictRecord],
+        complete: bool,
+    ) -> Result<()> {
+        let (m, records) = (table.clone(), records.to_vec());
+        self.run(move |c| app::refresh_conflicts(c, &m, &records, complete))
+            .await
     }
 
     /// Pending changes, watermarks and last results of one table.

@@ -59,6 +59,7 @@ pub(super) fn plan_init(conn: &Connection, tables: &[TableMapping]) -> Result<Ve
     for m in tables {
         plan_table(conn, m, &mut out)?;
     }
+    out.extend(super::hub::plan_init(conn)?);
     Ok(out)
 }
 
@@ -163,6 +164,7 @@ pub(super) fn plan_deinit(
                 schema::render(tpl::CENTRAL_DROP_METADATA, &[])?,
             ));
         }
+        out.extend(super::hub::plan_deinit(conn)?);
     }
     Ok(out)
 }

@@ -64,9 +64,11 @@ pub(super) fn plan_init(
         let stmts = schema::render(tpl::EDGE_METADATA, &[("node", sql::literal(node_id))])?;
         out.extend(schema::with_purpose("edge metadata", stmts));
     }
+    super::app::plan_init_tables(conn, &mut out)?;
     for m in tables {
         plan_table(conn, m, &mut out)?;
     }
+    super::app::plan_init_views(conn, tables, &mut out)?;
     Ok(out)
 }
 
@@ -179,7 +181,8 @@ pub(super) fn plan_deinit(
     tables: &[TableMapping],
     all: bool,
 ) -> Result<Vec<Statement>> {
-    let mut out = Vec::new();
+    // Views first: SQLite refuses to drop a column a view uses.
+    let mut out = super::app::plan_deinit_views(conn, tables, all)?;
     let mut done: Vec<String> = Vec::new();
     for m in tables {
         if let Some(actual) = schema::table_name(conn, &m.edge)? {
@@ -204,6 +207,8 @@ pub(super) fn plan_deinit(
             "es_tombstones",
             "es_base",
             "es_quarantine",
+            "es_conflicts",
+            "es_sync_requests",
         ]
         .into_iter()
         .map(|t| schema::exists(conn, "table", t))
@@ -215,6 +220,8 @@ pub(super) fn plan_deinit(
                 schema::render(tpl::EDGE_DROP_METADATA, &[])?,
             ));
         }
+    } else {
+        out.extend(super::app::plan_deinit_recreate(conn, tables)?);
     }
     Ok(out)
 }
@@ -224,7 +231,13 @@ pub(super) fn plan_deinit(
 fn forget_table(conn: &Connection, table: &str) -> Result<Vec<Statement>> {
     let mut any = false;
     let mut present = Vec::new();
-    for meta in ["es_tombstones", "es_state", "es_base", "es_quarantine"] {
+    for meta in [
+        "es_tombstones",
+        "es_state",
+        "es_base",
+        "es_quarantine",
+        "es_conflicts",
+    ] {
         if schema::exists(conn, "table", meta)? {
             present.push(meta);
             any |= conn
