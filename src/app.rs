@@ -119,12 +119,39 @@ async fn dispatch(cli: Cli) -> Result<()> {
             conflicts_cmd(&engine, cmd).await
         }
         Command::Quarantine(cmd) => quarantine_cmd(&cli, cmd).await,
-        Command::Serve => anyhow::bail!(
-            "`serve` (hub mode) is not available in this version yet; edges connect to the central database directly"
-        ),
-        Command::Token(_) => anyhow::bail!(
-            "`token` manages hub-mode node credentials, which are not available in this version yet"
-        ),
+        Command::Serve => {
+            let loaded = load(&cli)?;
+            init_logging(cli.log_level.as_deref(), Some(&loaded.config), "info");
+            crate::hub::serve(loaded).await
+        }
+        Command::Token(cmd) => {
+            let loaded = load(&cli)?;
+            init_logging(cli.log_level.as_deref(), Some(&loaded.config), "warn");
+            match cmd {
+                crate::cli::TokenCommand::Create {
+                    node,
+                    tenant,
+                    params,
+                } => {
+                    let token =
+                        crate::hub::tokens::create(&loaded, node, tenant.as_deref(), params)
+                            .await?;
+                    println!("{token}");
+                    eprintln!(
+                        "token for node {node} created; it is shown only this once: store it in the edge's central.token_file or central.token_env"
+                    );
+                    Ok(())
+                }
+                crate::cli::TokenCommand::Revoke { node } => {
+                    let n = crate::hub::tokens::revoke(&loaded, node).await?;
+                    if n == 0 {
+                        return Err(Failed(format!("node {node} has no live token")).into());
+                    }
+                    println!("revoked {n} token(s) of node {node}");
+                    Ok(())
+                }
+            }
+        }
     }
 }
 

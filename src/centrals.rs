@@ -68,9 +68,13 @@ pub async fn connect(cfg: &CentralConfig, base_dir: &Path) -> Result<Arc<dyn Cen
         CentralTarget::Mysql(url) => connect_mysql(&url, cfg).await,
         CentralTarget::Mssql(url) => connect_mssql(&url, cfg).await,
         CentralTarget::Oracle(url) => connect_oracle(&url, cfg).await,
-        CentralTarget::Hub(url) => bail!(
-            "central.url {url}: hub mode (edgesync serve) is not available in this version yet; connect to the central database directly"
-        ),
+        CentralTarget::Hub(url) => {
+            let Some(token) = cfg.token()? else {
+                bail!("central.token_env: a hub URL (https://) needs this node's token: set token_env or token_file");
+            };
+            let hub = crate::hub::client::HubCentral::connect(&url, &token, cfg.ca.as_deref())?;
+            Ok(Arc::new(hub))
+        }
         CentralTarget::Unsupported(scheme) => bail!(
             "central.url: edgesync has no {scheme}:// backend (known: sqlite://, postgres://, mysql://, mssql://, oracle://, https://)"
         ),

@@ -14,5 +14,6 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod hub;
 pub mod logging;
 pub mod metrics;

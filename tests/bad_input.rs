@@ -17,11 +17,22 @@ const BAD: Sql = Sql {
 };
 
 /// Run `init-sync` with `tables`; it must fail naming every `needles`, and
-/// leave the central and the edge untouched.
-async fn refused(env: &mut Env, tables: &str, needles: &[&str]) {
+/// leave the central and the edge untouched; so must `check-config`.
+pub async fn refused(env: &mut Env, tables: &str, needles: &[&str]) {
     env.write_config(tables, "");
     let before = central_schema(env).await;
     let edge_existed = env.edge_path("a").exists();
+    let edge_schema = || {
+        query_text(
+            &env.edge("a"),
+            "SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY name",
+        )
+    };
+    let edge_before = if edge_existed {
+        edge_schema()
+    } else {
+        Vec::new()
+    };
     let out = env.cli(&["init-sync"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "init-sync should fail for {tables}");
@@ -39,6 +50,11 @@ async fn refused(env: &mut Env, tables: &str, needles: &[&str]) {
             "SELECT name FROM sqlite_master WHERE name LIKE 'es\\_%' ESCAPE '\\'",
         );
         assert!(objs.is_empty(), "the edge was provisioned: {objs:?}");
+        assert_eq!(
+            edge_schema(),
+            edge_before,
+            "the edge's tables changed: {err}"
+        );
     }
     // check-config reports the same problem and also fails
     let out = env.cli(&["check-config"]);

@@ -151,11 +151,16 @@ impl Dialects for TwoDialects<'_> {
     }
 }
 
-/// `(WITH RECURSIVE ...) AS s`: the integers 1..=n as column `i` of `s`, for
-/// `INSERT ... SELECT ... FROM {series(n)}` on every backend.
+/// `(...) AS s`: the integers 1..=n (n < 1 000 000) as column `i` of `s`,
+/// for `INSERT ... SELECT ... FROM {series(n)}` on every backend. Built from
+/// a recursive CTE of 1000 digits joined with itself: MariaDB and MySQL stop
+/// a recursion after 1000 rounds by default.
 pub fn series(n: i64) -> String {
     format!(
-        "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
+        "(WITH RECURSIVE d(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM d WHERE i < 999)
+          SELECT hi.i * 1000 + lo.i + 1 AS i FROM d hi, d lo
+           WHERE hi.i <= {top} AND hi.i * 1000 + lo.i < {n}) AS s",
+        top = (n - 1).max(0) / 1000
     )
 }
 
@@ -328,10 +333,7 @@ impl Env {
     pub async fn central_run(&self, sql: impl Dialects) {
         let mut c = self.central_conn().await;
         if let Err(e) = c.run(&sql).await {
-            panic!(
-                "central sql failed: {e}\n{}",
-                sql.for_backend(self.backend)
-            );
+            panic!("central sql failed: {e}\n{}", sql.for_backend(self.backend));
         }
         c.close().await;
     }
@@ -341,6 +343,15 @@ impl Env {
     pub async fn central_query(&self, sql: impl Dialects) -> Vec<Vec<String>> {
         let mut c = self.central_conn().await;
         let rows = c.query(&sql).await;
+        c.close().await;
+        rows
+    }
+
+    /// [`Env::central_query`] with SQL NULL as `None`, for values where the
+    /// text `NULL` may occur.
+    pub async fn central_query_nullable(&self, sql: impl Dialects) -> Vec<Vec<Option<String>>> {
+        let mut c = self.central_conn().await;
+        let rows = c.query_nullable(&sql).await;
         c.close().await;
         rows
     }
@@ -452,6 +463,11 @@ fn replace_db(url: &str, db: &str) -> String {
 /// Every column as text, as SQLite renders it (`NULL` for null, blobs as
 /// `\x` and lower-case hex).
 pub fn query_text(c: &Connection, sql: &str) -> Vec<Vec<String>> {
+    null_as_text(query_nullable_text(c, sql))
+}
+
+/// [`query_text`] with SQL NULL as `None`.
+pub fn query_nullable_text(c: &Connection, sql: &str) -> Vec<Vec<Option<String>>> {
     let mut st = c.prepare(sql).expect("prepare");
     let n = st.column_count();
     let mut q = st.query([]).expect("query");
@@ -461,16 +477,26 @@ pub fn query_text(c: &Connection, sql: &str) -> Vec<Vec<String>> {
         for i in 0..n {
             let v: rusqlite::types::Value = r.get(i).expect("value");
             row.push(match v {
-                rusqlite::types::Value::Null => "NULL".into(),
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Real(f) => format!("{f:?}"),
-                rusqlite::types::Value::Text(s) => s,
-                rusqlite::types::Value::Blob(b) => hex(&b),
+                rusqlite::types::Value::Null => None,
+                rusqlite::types::Value::Integer(i) => Some(i.to_string()),
+                rusqlite::types::Value::Real(f) => Some(format!("{f:?}")),
+                rusqlite::types::Value::Text(s) => Some(s),
+                rusqlite::types::Value::Blob(b) => Some(hex(&b)),
             });
         }
         out.push(row);
     }
     out
+}
+
+fn null_as_text(rows: Vec<Vec<Option<String>>>) -> Vec<Vec<String>> {
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                .collect()
+        })
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -551,9 +577,14 @@ impl CentralConn {
     /// form (PostgreSQL and MySQL: the text protocol; MySQL sessions use UTC,
     /// see [`connect_mysql`]).
     pub async fn query(&mut self, sql: impl Dialects) -> Vec<Vec<String>> {
+        null_as_text(self.query_nullable(sql).await)
+    }
+
+    /// [`CentralConn::query`] with SQL NULL as `None`.
+    pub async fn query_nullable(&mut self, sql: impl Dialects) -> Vec<Vec<Option<String>>> {
         let text = sql.for_backend(self.backend()).to_string();
         match self {
-            CentralConn::Sqlite(c) => query_text(c, &text),
+            CentralConn::Sqlite(c) => query_nullable_text(c, &text),
             CentralConn::Postgres(c) => {
                 let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(text.clone()))
                     .fetch_all(&mut *c)
@@ -571,6 +602,29 @@ impl CentralConn {
         }
     }
 
+    /// Run one statement with one bytes parameter (`?` on SQLite and MySQL,
+    /// `$1` on PostgreSQL), for values too large to write as SQL text (a
+    /// MySQL statement must fit in `max_allowed_packet`).
+    pub async fn run_with_bytes(&mut self, sql: impl Dialects, bytes: &[u8]) -> Result<(), String> {
+        let text = sql.for_backend(self.backend()).to_string();
+        match self {
+            CentralConn::Sqlite(c) => c
+                .execute(&text, [bytes])
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            CentralConn::Postgres(c) => sqlx::query(sqlx::AssertSqlSafe(text))
+                .bind(bytes)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            CentralConn::Mysql(c) => c
+                .exec_drop(text, (bytes.to_vec(),))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// Close the connection (MySQL: say goodbye instead of leaving the
     /// server to notice).
     pub async fn close(self) {
@@ -582,7 +636,7 @@ impl CentralConn {
 
 /// PostgreSQL rows in the text format (`raw_sql`, the simple query
 /// protocol), rendered as [`CentralConn::query`] documents.
-pub fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<String>> {
+fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<Option<String>>> {
     use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
     rows.iter()
         .map(|r| {
@@ -592,14 +646,14 @@ pub fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<String>> {
                 .map(|(i, col)| {
                     let v = r.try_get_raw(i).expect("column");
                     if v.is_null() {
-                        return "NULL".to_string();
+                        return None;
                     }
                     let s = v.as_str().expect("text-format value").to_string();
-                    match (col.type_info().name(), s.as_str()) {
+                    Some(match (col.type_info().name(), s.as_str()) {
                         ("BOOL", "t") => "1".into(),
                         ("BOOL", "f") => "0".into(),
                         _ => s,
-                    }
+                    })
                 })
                 .collect()
         })
@@ -607,7 +661,7 @@ pub fn pg_text_rows(rows: &[sqlx::postgres::PgRow]) -> Vec<Vec<String>> {
 }
 
 /// MySQL text-protocol rows, rendered as [`CentralConn::query`] documents.
-pub fn mysql_text_rows(rows: Vec<mysql_async::Row>) -> Vec<Vec<String>> {
+fn mysql_text_rows(rows: Vec<mysql_async::Row>) -> Vec<Vec<Option<String>>> {
     use mysql_async::consts::ColumnType as T;
     rows.into_iter()
         .map(|r| {
@@ -632,10 +686,10 @@ pub fn mysql_text_rows(rows: Vec<mysql_async::Row>) -> Vec<Vec<String>> {
                 .into_iter()
                 .zip(binary)
                 .map(|(v, binary)| match v {
-                    mysql_async::Value::NULL => "NULL".to_string(),
-                    mysql_async::Value::Bytes(b) if binary => hex(&b),
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) if binary => Some(hex(&b)),
                     mysql_async::Value::Bytes(b) => {
-                        String::from_utf8(b).expect("a text column that is not UTF-8")
+                        Some(String::from_utf8(b).expect("a text column that is not UTF-8"))
                     }
                     other => panic!("unexpected text-protocol value {other:?}"),
                 })

@@ -19,13 +19,13 @@
 //! assigned in commit order — must miss no live row either.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mysql_async::prelude::Queryable as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use mysql_async::prelude::Queryable as _;
 use sqlx::Connection as _;
 
 use crate::common::{
@@ -210,12 +210,19 @@ async fn pg_writer(
 /// out, then stays open until the naive reader has read a version above
 /// that one (the stamping step ran, skipped the locked row and stamped
 /// others), then commits.
+///
+/// A transaction the server aborts as a deadlock victim (or after a lock
+/// wait timeout) is rolled back as a whole, and recorded so: an application
+/// would retry it. Counted in `aborted`; that independent writers deadlock
+/// at all is the subject of
+/// `independent_application_transactions_do_not_block_each_other`.
 async fn mysql_writer(
     url: String,
     w: i64,
     seed: u64,
     model: Arc<Mutex<Model>>,
     naive_wm: Arc<AtomicI64>,
+    aborted: Arc<AtomicUsize>,
 ) {
     use mysql_async::TxOpts;
     let mut conn = connect_mysql(&url).await;
@@ -252,18 +259,24 @@ async fn mysql_writer(
     }
     let mut live = Vec::new();
     for t in 0..TXNS_PER_WRITER {
-        let plan = next_plan(&mut rng, w, t, &live, 300);
+        let mut plan = next_plan(&mut rng, w, t, &live, 300);
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .await
             .expect("begin");
         for op in &plan.ops {
-            tx.query_drop(op.sql(w))
-                .await
-                .unwrap_or_else(|e| panic!("writer {w}: {op:?}: {e}"));
+            match tx.query_drop(op.sql(w)).await {
+                Ok(()) => {}
+                Err(mysql_async::Error::Server(e)) if e.code == 1213 || e.code == 1205 => {
+                    aborted.fetch_add(1, Ordering::SeqCst);
+                    plan.commit = false;
+                    break;
+                }
+                Err(e) => panic!("writer {w}: {op:?}: {e}"),
+            }
         }
-        tokio::time::sleep(plan.hold).await;
         if plan.commit {
+            tokio::time::sleep(plan.hold).await;
             tx.commit().await.expect("commit");
         } else {
             tx.rollback().await.expect("rollback");
@@ -338,6 +351,7 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
     let model = Arc::new(Mutex::new(Model::default()));
     let naive_wm = Arc::new(AtomicI64::new(0));
     let writers_done = Arc::new(AtomicBool::new(false));
+    let aborted = Arc::new(AtomicUsize::new(0));
 
     // The writers.
     let mut handles = Vec::new();
@@ -357,6 +371,7 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
                 seed,
                 model,
                 naive_wm.clone(),
+                aborted.clone(),
             ))),
             Backend::Sqlite => {
                 let path = env.central_sqlite_path();
@@ -437,10 +452,11 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
         "SELECT id, writer, val, es_deleted FROM w",
     ));
     eprintln!(
-        "{backend:?}: {} commits, {} rows committed, {} rolled-back inserts, {} pull passes ({} pages) during the writes, naive reader polled {} times",
+        "{backend:?}: {} commits, {} rows committed, {} rolled-back inserts ({} transactions aborted by the server), {} pull passes ({} pages) during the writes, naive reader polled {} times",
         model.commits,
         model.committed.len(),
         model.rolled_back.len(),
+        aborted.load(Ordering::SeqCst),
         passes,
         stats.pull_pages,
         naive.polls
@@ -516,10 +532,8 @@ async fn concurrent_late_commits_all_reach_the_edge(backend: Backend) {
             // so even the naive reader misses no row that still exists; it
             // cannot see deletes, which remove the row (the adapter delivers
             // them from its tombstones).
-            let missed_live: Vec<&i64> = missed
-                .iter()
-                .filter(|id| !model.committed[id].2)
-                .collect();
+            let missed_live: Vec<&i64> =
+                missed.iter().filter(|id| !model.committed[id].2).collect();
             assert!(
                 missed_live.is_empty(),
                 "on MySQL versions must follow commit order; the naive reader missed live rows \
@@ -539,3 +553,92 @@ fn rows_to_map(rows: &[Vec<String>]) -> BTreeMap<i64, RowState> {
 }
 
 for_each_backend!(concurrent_late_commits_all_reach_the_edge);
+
+/// Two application transactions on the central that touch different rows
+/// of a synced table must not wait for each other, let alone deadlock:
+/// edgesync's triggers must not add locks that couple them. Each inserts a
+/// new row, then deletes an existing one, both open at once. (SQLite has one
+/// writer by design, so it has nothing to show here.)
+async fn independent_application_transactions_do_not_block_each_other(backend: Backend) {
+    let mut env = Env::new(backend, &["e"], &DDL).await;
+    env.write_config(TABLES, "");
+    env.central_run(Sql::all(
+        "INSERT INTO w (id, writer, val) VALUES (10, 1, 0), (20, 2, 0);",
+    ))
+    .await;
+    env.init().await;
+    env.sync_all(1).await;
+    let (mut a, mut b) = (env.central_conn().await, env.central_conn().await);
+    let mut problems = Vec::new();
+    for (c, sql) in [
+        (
+            &mut a,
+            "BEGIN; INSERT INTO w (id, writer, val) VALUES (1, 1, 1);",
+        ),
+        (
+            &mut b,
+            "BEGIN; INSERT INTO w (id, writer, val) VALUES (2, 2, 2);",
+        ),
+    ] {
+        if let Err(e) = step(c, sql).await {
+            problems.push(e);
+        }
+    }
+    // a's delete runs while b's transaction is open, and b's while a's is.
+    let a_delete = tokio::spawn(async move {
+        let r = step(&mut a, "DELETE FROM w WHERE id = 10;").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b_delete = step(&mut b, "DELETE FROM w WHERE id = 20;").await;
+    let (mut a, a_delete) = a_delete.await.expect("join");
+    for (who, r) in [("a", a_delete), ("b", b_delete)] {
+        if let Err(e) = r {
+            problems.push(format!("{who}'s DELETE: {e}"));
+        }
+    }
+    for (who, c) in [("a", &mut a), ("b", &mut b)] {
+        if let Err(e) = step(c, "COMMIT;").await {
+            problems.push(format!("{who}'s COMMIT: {e}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{backend:?}: two application transactions on different rows of a synced table \
+         blocked each other (each inserted a row, then deleted another):\n{}",
+        problems.join("\n")
+    );
+    let live = env
+        .central_query(Sql::all(
+            "SELECT id FROM w WHERE es_deleted = 0 ORDER BY id",
+        ))
+        .await;
+    assert_eq!(live, vec![vec!["1".to_string()], vec!["2".to_string()]]);
+}
+
+/// Run `sql` on `c`, giving up after 10 s.
+async fn step(c: &mut CentralConn, sql: &str) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(10), c.run(Sql::all(sql)))
+        .await
+        .unwrap_or_else(|_| Err(format!("still waiting after 10 s: {sql}")))
+}
+
+mod postgres_writers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn independent_application_transactions_do_not_block_each_other() {
+        super::independent_application_transactions_do_not_block_each_other(
+            crate::common::Backend::Postgres,
+        )
+        .await
+    }
+}
+
+mod mysql_writers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn independent_application_transactions_do_not_block_each_other() {
+        super::independent_application_transactions_do_not_block_each_other(
+            crate::common::Backend::Mysql,
+        )
+        .await
+    }
+}

@@ -3,7 +3,8 @@
 //! (by `examples/edge_app.py`, plain SQLite), read-only and upload-only
 //! tables, and `deinit-sync` removing it all.
 
-#[allow(dead_code)]
+// The daemon suite's harness (`tests/daemon.rs` keeps its module private).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "daemon/harness.rs"]
 mod harness;
 
@@ -115,9 +116,17 @@ async fn status_views_reflect_pending_synced_and_conflicted_rows(backend: Backen
          FROM es_conflicts",
     );
     assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!(&c[0][1..], ["items", r#"{"id":2}"#,
-        r#"{"id":2,"name":"y","qty":5}"#, r#"{"id":2,"name":"y","qty":2}"#,
-        r#"{"id":2,"name":"y","qty":1}"#, "1"]);
+    assert_eq!(
+        &c[0][1..],
+        [
+            "items",
+            r#"{"id":2}"#,
+            r#"{"id":2,"name":"y","qty":5}"#,
+            r#"{"id":2,"name":"y","qty":2}"#,
+            r#"{"id":2,"name":"y","qty":1}"#,
+            "1"
+        ]
+    );
     let open = env.cli(&["conflicts", "list", "--json"]);
     let open: Vec<edgesync_core::ConflictRecord> =
         serde_json::from_slice(&open.stdout).expect("conflicts json");
@@ -180,7 +189,10 @@ async fn a_sync_request_is_served_within_two_seconds_by_run(backend: Backend) {
     let n: i64 = a
         .query_row("SELECT count(*) FROM items WHERE id = 10", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(n, 1, "the request pulled the central's row (interval is 60 s)");
+    assert_eq!(
+        n, 1,
+        "the request pulled the central's row (interval is 60 s)"
+    );
     // A request naming no synced table is answered, not left to loop on.
     a.execute("INSERT INTO es_sync_requests (tbl) VALUES ('nope')", [])
         .expect("request");
@@ -242,7 +254,10 @@ async fn a_manual_conflict_is_resolved_from_the_edge_file_and_converges(backend:
         serde_json::from_slice(&open.stdout).expect("conflicts json");
     assert!(open.is_empty(), "{open:?}");
     let a = env.edge_app("a");
-    assert_eq!(rows(&a, "SELECT name, qty FROM items WHERE id = 1"), [["mine", "3"]]);
+    assert_eq!(
+        rows(&a, "SELECT name, qty FROM items WHERE id = 1"),
+        [["mine", "3"]]
+    );
     assert_eq!(item_rows(&a)[0], "1: 0 0 0 1");
     // b gets it on its next sync (asked for here, the interval is 60 s).
     let b = env.edge_app("b");
@@ -255,9 +270,7 @@ async fn a_manual_conflict_is_resolved_from_the_edge_file_and_converges(backend:
     d.stop();
 }
 
-async fn pull_only_writes_fail_in_the_apps_transaction_and_push_only_never_pulls(
-    backend: Backend,
-) {
+async fn pull_only_writes_fail_in_the_apps_transaction_and_push_only_never_pulls(backend: Backend) {
     let env = setup(backend, &["a"]).await;
     let a = env.edge_app("a");
     // The app's transaction: the refused statement fails, and the app rolls
@@ -277,17 +290,26 @@ async fn pull_only_writes_fail_in_the_apps_transaction_and_push_only_never_pulls
         "DELETE FROM prices WHERE id = 1",
     ] {
         let err = a.execute(sql, []).expect_err(sql);
-        assert!(err.to_string().contains("table prices is read-only"), "{err}");
+        assert!(
+            err.to_string().contains("table prices is read-only"),
+            "{err}"
+        );
     }
     a.execute_batch("ROLLBACK").expect("rollback");
-    assert_eq!(rows(&a, "SELECT count(*) FROM items WHERE id = 50"), [["0"]]);
+    assert_eq!(
+        rows(&a, "SELECT count(*) FROM items WHERE id = 50"),
+        [["0"]]
+    );
     assert_eq!(rows(&a, "SELECT price FROM prices"), [["9.99"]]);
     // Or it keeps the rest: only the refused statement was undone.
     a.execute_batch("BEGIN; INSERT INTO items (id, name, qty) VALUES (51, 'kept', 1);")
         .expect("begin");
     assert!(a.execute("DELETE FROM prices", []).is_err());
     a.execute_batch("COMMIT").expect("commit");
-    assert_eq!(rows(&a, "SELECT count(*) FROM items WHERE id = 51"), [["1"]]);
+    assert_eq!(
+        rows(&a, "SELECT count(*) FROM items WHERE id = 51"),
+        [["1"]]
+    );
     assert_eq!(rows(&a, "SELECT count(*) FROM prices"), [["1"]]);
 
     // Upload-only: the edge's writes reach the central; the central's never
@@ -348,7 +370,10 @@ async fn deinit_sync_removes_the_views_requests_and_conflicts(backend: Backend) 
     let one = env.cli(&["deinit-sync", "--table", "uploads"]);
     assert!(one.status.success(), "{}", crate::common::stderr(&one));
     let objects = es_objects(&env.edge_path("a"));
-    assert!(!objects.iter().any(|x| x == "view es_rows_uploads"), "{objects:?}");
+    assert!(
+        !objects.iter().any(|x| x == "view es_rows_uploads"),
+        "{objects:?}"
+    );
     let a = env.edge_app("a");
     assert_eq!(
         rows(&a, "SELECT tbl FROM es_status ORDER BY tbl"),

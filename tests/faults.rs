@@ -416,17 +416,14 @@ for_each_backend!(a_locked_edge_file_fails_alone_and_converges_after_release);
 mod postgres_connections {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn central_connections_killed_mid_sync_lose_nothing() {
-        super::central_connections_killed_mid_sync_lose_nothing(
-            crate::common::Backend::Postgres,
-        )
-        .await
+        super::central_connections_killed_mid_sync_lose_nothing(crate::common::Backend::Postgres)
+            .await
     }
 }
 
 mod mysql_connections {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn central_connections_killed_mid_sync_lose_nothing() {
-        super::central_connections_killed_mid_sync_lose_nothing(crate::common::Backend::Mysql)
-            .await
+        super::central_connections_killed_mid_sync_lose_nothing(crate::common::Backend::Mysql).await
     }
 }

@@ -1,6 +1,7 @@
-//! edgesync's integration suite: real SQLite files, a real PostgreSQL, the
-//! real binary. One test binary (so the suite links once); every test that
-//! involves a central runs once per central backend (`for_each_backend!`).
+//! edgesync's integration suite: real SQLite files, a real PostgreSQL, a
+//! real MariaDB, the real binary. One test binary (so the suite links once);
+//! every test that involves a central runs once per central backend
+//! (`for_each_backend!`).
 
 mod common;
 
@@ -14,6 +15,8 @@ mod daemon;
 mod demo;
 mod edge_app;
 mod faults;
+mod hub;
 mod provisioning;
 mod replay;
 mod roundtrip;
+mod types;

@@ -60,6 +60,22 @@ pub const DEFAULT_CONFLICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Default `serve.listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+/// Default `serve.max_body_bytes`: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest accepted `serve.max_body_bytes`: 1 GiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
+/// Default `serve.max_page_rows`.
+pub const DEFAULT_MAX_PAGE_ROWS: usize = 5000;
+/// Default `serve.rate_per_node`: requests per second.
+pub const DEFAULT_RATE_PER_NODE: u32 = 20;
+/// Default `serve.rate_burst`.
+pub const DEFAULT_RATE_BURST: u32 = 100;
+/// Default `serve.request_timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `serve.clock_window`.
+pub const DEFAULT_CLOCK_WINDOW: Duration = Duration::from_secs(300);
+/// Widest accepted `serve.clock_window`.
+pub const MAX_CLOCK_WINDOW: Duration = Duration::from_secs(3600);
 /// Default `metrics.listen`: loopback only.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
 /// Shortest default `metrics.healthz_window` (the default is three
@@ -297,10 +313,63 @@ pub struct ServeConfig {
     pub tls_cert: PathBuf,
     /// TLS private key (PEM). Relative to this config file.
     pub tls_key: PathBuf,
+    /// Largest request body the hub accepts, in bytes, compressed or
+    /// inflated (larger: 413). 1024 to 1073741824, default 16777216 (16 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most rows per pull page, whatever an edge's `sync.page_rows` asks
+    /// for. 1 to 1000000, default 5000.
+    #[serde(default = "default_max_page_rows")]
+    pub max_page_rows: usize,
+    /// Requests per second one node may make, sustained, to this hub
+    /// instance (more: 429 with `Retry-After`); 0 turns the limit off.
+    /// Default 20.
+    #[serde(default = "default_rate_per_node")]
+    pub rate_per_node: u32,
+    /// Requests a node may make at once before `rate_per_node` applies.
+    /// Default 100.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
+    /// Longest one request may take, reading its body included; then the
+    /// hub answers 503 and the edge retries. Default `"60s"`.
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub request_timeout: Duration,
+    /// How far a request's signing time may be from the hub's clock; older
+    /// or newer requests are refused (401), and request nonces are kept
+    /// this long to refuse replays. 1s to 1h, default `"5m"`.
+    #[serde(default = "default_clock_window", deserialize_with = "de::duration")]
+    pub clock_window: Duration,
 }
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
+}
+
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_max_page_rows() -> usize {
+    DEFAULT_MAX_PAGE_ROWS
+}
+
+fn default_rate_per_node() -> u32 {
+    DEFAULT_RATE_PER_NODE
+}
+
+fn default_rate_burst() -> u32 {
+    DEFAULT_RATE_BURST
+}
+
+fn default_request_timeout() -> Duration {
+    DEFAULT_REQUEST_TIMEOUT
+}
+
+fn default_clock_window() -> Duration {
+    DEFAULT_CLOCK_WINDOW
 }
 
 /// `[metrics]`: what `edgesync run` serves over plain HTTP for monitoring:

@@ -728,3 +728,46 @@ fn metrics_section_parses_and_is_checked() {
         Some("127.0.0.1:1234")
     );
 }
+
+#[test]
+fn serve_limits_have_defaults_and_are_checked() {
+    let c = parse(
+        r#"
+[central]
+url = "postgres://sync@db/erp"
+[serve]
+tls_cert = "hub.pem"
+tls_key = "hub.key"
+max_body_bytes = 65536
+request_timeout = "5s"
+[[table]]
+name = "orders"
+"#,
+    );
+    let s = c.serve.as_ref().expect("serve");
+    assert_eq!(s.max_body_bytes, 65536);
+    assert_eq!(s.max_page_rows, DEFAULT_MAX_PAGE_ROWS);
+    assert_eq!(s.rate_per_node, DEFAULT_RATE_PER_NODE);
+    assert_eq!(s.rate_burst, DEFAULT_RATE_BURST);
+    assert_eq!(s.request_timeout, Duration::from_secs(5));
+    assert_eq!(s.clock_window, DEFAULT_CLOCK_WINDOW);
+    c.validate().expect("valid");
+    let mut bad = c.clone();
+    if let Some(s) = bad.serve.as_mut() {
+        s.max_body_bytes = 10;
+        s.max_page_rows = 0;
+        s.rate_burst = 0;
+        s.request_timeout = Duration::ZERO;
+        s.clock_window = Duration::from_secs(7200);
+    }
+    let err = invalid(&bad);
+    for key in [
+        "serve.max_body_bytes",
+        "serve.max_page_rows",
+        "serve.rate_burst",
+        "serve.request_timeout",
+        "serve.clock_window",
+    ] {
+        problem(&err, key);
+    }
+}

@@ -9,7 +9,8 @@ use edgesync_core::QualifiedName;
 
 use super::{
     secret, CentralConfig, Config, ConfigError, EdgeConfig, LogConfig, MetricsConfig, Problem,
-    ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_ROWS,
+    ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_BODY_BYTES, MAX_CLOCK_WINDOW,
+    MAX_ROWS,
 };
 
 /// Longest node id.
@@ -526,6 +527,42 @@ fn check_serve(s: &ServeConfig, v: &mut Vec<Problem>) {
                 "empty path; name the PEM file",
             ));
         }
+    }
+    if !(1024..=MAX_BODY_BYTES).contains(&s.max_body_bytes) {
+        v.push(Problem::new(
+            "serve.max_body_bytes",
+            format!(
+                "{} is out of range; use 1024 to {MAX_BODY_BYTES}",
+                s.max_body_bytes
+            ),
+        ));
+    }
+    if !(1..=MAX_ROWS).contains(&s.max_page_rows) {
+        v.push(Problem::new(
+            "serve.max_page_rows",
+            format!(
+                "{} is out of range; use 1 to {MAX_ROWS}",
+                s.max_page_rows
+            ),
+        ));
+    }
+    if s.rate_per_node > 0 && s.rate_burst == 0 {
+        v.push(Problem::new(
+            "serve.rate_burst",
+            "must be at least 1 while rate_per_node limits requests",
+        ));
+    }
+    if s.request_timeout.is_zero() {
+        v.push(Problem::new(
+            "serve.request_timeout",
+            "must be longer than zero, e.g. \"60s\"",
+        ));
+    }
+    if s.clock_window < std::time::Duration::from_secs(1) || s.clock_window > MAX_CLOCK_WINDOW {
+        v.push(Problem::new(
+            "serve.clock_window",
+            "out of range; use 1s to 1h, e.g. \"5m\"",
+        ));
     }
 }
 

@@ -165,6 +165,15 @@ impl Central for Gate {
         self.inner.conflicts(all, limit).await
     }
 
+    async fn resolve_conflict(&self, id: i64, keep: edgesync_core::Keep) -> Result<ConflictRecord> {
+        self.check_open()?;
+        self.inner.resolve_conflict(id, keep).await
+    }
+
+    async fn purge_conflicts(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.purge_conflicts(older_than).await
+    }
+
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.inner.progress().await
     }

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use edgesync_core::{ConflictPolicy, ConflictRecord, ErrorKind, Keep, QualifiedName, TableMapping, Value};
+use edgesync_core::{
+    ConflictPolicy, ConflictRecord, ErrorKind, Keep, QualifiedName, TableMapping, Value,
+};
 use tracing::{info, warn};
 
 use super::{Edge, Engine};
@@ -69,7 +71,10 @@ pub async fn apply_edge_choices(engine: &Engine, edge: &Edge) {
                 None
             }
             Err(e) if matches!(e.kind(), ErrorKind::Constraint | ErrorKind::Config) => {
-                info!(node, id, "conflict chosen on the edge is no longer open: {e}");
+                info!(
+                    node,
+                    id, "conflict chosen on the edge is no longer open: {e}"
+                );
                 None
             }
             Err(e) => {
@@ -78,7 +83,10 @@ pub async fn apply_edge_choices(engine: &Engine, edge: &Edge) {
             }
         };
         if let Err(e) = edge.db.settle_choice(id, error.as_deref()).await {
-            warn!(node, id, "cannot record the resolution in the edge file: {e}");
+            warn!(
+                node,
+                id, "cannot record the resolution in the edge file: {e}"
+            );
         }
     }
 }

@@ -218,7 +218,10 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
         }
     }
     if let Err(e) = super::conflicts::refresh_edge_conflicts(engine, edge).await {
-        warn!(node, "could not copy open conflicts to the edge file: {e:#}");
+        warn!(
+            node,
+            "could not copy open conflicts to the edge file: {e:#}"
+        );
     }
     for (table, stats) in edge.tables.iter().zip(all.iter()) {
         let note = edge
@@ -246,7 +249,10 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
     }
     let served = request_outcomes(engine, &requests, &all);
     if let Err(e) = edge.db.serve_requests(&served).await {
-        warn!(node, "could not record served sync requests in the edge file: {e}");
+        warn!(
+            node,
+            "could not record served sync requests in the edge file: {e}"
+        );
     }
     all
 }

@@ -75,7 +75,13 @@ pub fn key_hash(token: &str) -> String {
 }
 
 /// The text a request's signature covers.
-pub fn signing_string(method: &str, path: &str, timestamp: i64, nonce: &str, body: &[u8]) -> String {
+pub fn signing_string(
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
     format!(
         "{ALGORITHM}\n{}\n{path}\n{timestamp}\n{nonce}\n{}",
         method.to_ascii_uppercase(),
@@ -91,7 +97,9 @@ fn hmac_key(key_hash_hex: &str) -> Option<hmac::Key> {
 /// Hex HMAC-SHA256 of `text` keyed by a token's `key_hash`.
 pub fn sign(key_hash_hex: &str, text: &str) -> Option<String> {
     let key = hmac_key(key_hash_hex)?;
-    Some(hex_bytes::encode(hmac::sign(&key, text.as_bytes()).as_ref()))
+    Some(hex_bytes::encode(
+        hmac::sign(&key, text.as_bytes()).as_ref(),
+    ))
 }
 
 /// Does `signature` (hex) sign `text` under `key_hash_hex`? Constant time.

@@ -75,9 +75,7 @@ impl RateLimiter {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = buckets
-            .entry(node.to_string())
-            .or_insert((self.burst, now));
+        let (tokens, at) = buckets.entry(node.to_string()).or_insert((self.burst, now));
         let refill = now.saturating_duration_since(*at).as_secs_f64() * self.rate;
         *tokens = (*tokens + refill).min(self.burst);
         *at = now;

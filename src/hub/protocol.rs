@@ -294,11 +294,7 @@ pub enum DecodeError {
 
 /// Undo `Content-Encoding` (identity or gzip), inflating at most `max`
 /// bytes.
-pub fn decode_body(
-    encoding: Option<&str>,
-    raw: &[u8],
-    max: usize,
-) -> Result<Vec<u8>, DecodeError> {
+pub fn decode_body(encoding: Option<&str>, raw: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
     match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
         None | Some("") | Some("identity") => {
             if raw.len() > max {

@@ -81,7 +81,9 @@ fn hint(e: Error) -> Error {
     }
 }
 
-fn read_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<(NodeToken, String, String, Option<String>)> {
+fn read_token(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(NodeToken, String, String, Option<String>)> {
     Ok((
         NodeToken {
             id: r.get(0)?,

@@ -212,16 +212,18 @@ pub(super) fn plan_init_views(
     Ok(())
 }
 
-/// `deinit-sync`, first (before any column goes): drop the views that
-/// would be left without their tables — all of them when `all`, else
-/// `tables`' row views and `es_status` (recreated by
-/// [`plan_deinit_recreate`]).
+/// `deinit-sync`: the statements to run first (before any column goes:
+/// SQLite refuses to drop a column a view uses) and last. With `all`, every
+/// `es_` view is dropped; otherwise `tables`' row views, and `es_status`
+/// is recreated over the tables still synced (dropped when none is left)
+/// unless it already covers exactly those.
 pub(super) fn plan_deinit_views(
     conn: &Connection,
     tables: &[TableMapping],
     all: bool,
-) -> Result<Vec<Statement>> {
-    let mut out = Vec::new();
+) -> Result<(Vec<Statement>, Vec<Statement>)> {
+    let mut first = Vec::new();
+    let mut last = Vec::new();
     if all {
         let mut stmt = conn
             .prepare(
@@ -235,39 +237,34 @@ pub(super) fn plan_deinit_views(
             .collect::<std::result::Result<_, _>>()
             .db()?;
         for v in views {
-            out.extend(drop_view(&v));
+            first.extend(drop_view(&v));
         }
-        return Ok(out);
+        return Ok((first, last));
     }
     for m in tables {
         let name = rows_view(&m.edge);
         if view_sql(conn, &name)?.is_some() {
-            out.extend(drop_view(&name));
+            first.extend(drop_view(&name));
         }
     }
-    if view_sql(conn, "es_status")?.is_some() {
-        out.extend(drop_view("es_status"));
+    if let Some(have) = view_sql(conn, "es_status")? {
+        let rest = status_tables(conn, &[], tables)?;
+        let want = if rest.is_empty() {
+            None
+        } else {
+            Some(status_view_sql(&rest)?)
+        };
+        if !want.as_deref().is_some_and(|w| same_sql(&have, w)) {
+            first.extend(drop_view("es_status"));
+            if let Some(w) = want {
+                last.extend(schema::with_purpose(
+                    "create view es_status (per-table sync status)",
+                    vec![w],
+                ));
+            }
+        }
     }
-    Ok(out)
-}
-
-/// `deinit-sync` of some tables, last: `es_status` again over the tables
-/// still synced (none left: no view).
-pub(super) fn plan_deinit_recreate(
-    conn: &Connection,
-    tables: &[TableMapping],
-) -> Result<Vec<Statement>> {
-    if view_sql(conn, "es_status")?.is_none() {
-        return Ok(Vec::new());
-    }
-    let rest = status_tables(conn, &[], tables)?;
-    if rest.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(schema::with_purpose(
-        "create view es_status (per-table sync status)",
-        vec![status_view_sql(&rest)?],
-    ))
+    Ok((first, last))
 }
 
 // ---------------------------------------------------------------------------
@@ -278,7 +275,9 @@ pub(super) fn plan_deinit_recreate(
 /// transaction. A file without the column (provisioned by an older
 /// edgesync) is left alone.
 pub(super) fn mark_syncing(conn: &mut Connection, tables: &[String]) -> Result<()> {
-    if !schema::exists(conn, "table", "es_state")? || !has_column(conn, "es_state", STATE_COLUMNS[0])? {
+    if !schema::exists(conn, "table", "es_state")?
+        || !has_column(conn, "es_state", STATE_COLUMNS[0])?
+    {
         return Ok(());
     }
     let now = types::now_text();
@@ -336,9 +335,7 @@ pub(super) fn open_requests(conn: &Connection) -> Result<Vec<(i64, Option<String
     let mut stmt = conn
         .prepare("SELECT id, tbl FROM es_sync_requests WHERE served_at IS NULL ORDER BY id")
         .db()?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .db()?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
     rows.collect::<std::result::Result<_, _>>().db()
 }
 
@@ -419,7 +416,10 @@ pub(super) fn conflict_choices(conn: &Connection, tables: &[String]) -> Result<V
 pub(super) fn settle_choice(conn: &mut Connection, id: i64, error: Option<&str>) -> Result<()> {
     match error {
         None => conn.execute("DELETE FROM es_conflicts WHERE id = ?1", [id]),
-        Some(e) => conn.execute("UPDATE es_conflicts SET error = ?2 WHERE id = ?1", params![id, e]),
+        Some(e) => conn.execute(
+            "UPDATE es_conflicts SET error = ?2 WHERE id = ?1",
+            params![id, e],
+        ),
     }
     .db_ctx(|| format!("recording the resolution of conflict {id}"))?;
     Ok(())

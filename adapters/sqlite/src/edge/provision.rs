@@ -182,7 +182,7 @@ pub(super) fn plan_deinit(
     all: bool,
 ) -> Result<Vec<Statement>> {
     // Views first: SQLite refuses to drop a column a view uses.
-    let mut out = super::app::plan_deinit_views(conn, tables, all)?;
+    let (mut out, views_last) = super::app::plan_deinit_views(conn, tables, all)?;
     let mut done: Vec<String> = Vec::new();
     for m in tables {
         if let Some(actual) = schema::table_name(conn, &m.edge)? {
@@ -221,7 +221,7 @@ pub(super) fn plan_deinit(
             ));
         }
     } else {
-        out.extend(super::app::plan_deinit_recreate(conn, tables)?);
+        out.extend(views_last);
     }
     Ok(out)
 }

@@ -1,0 +1,302 @@
+//! The harness of the hub tests: a test CA and hub certificate made with
+//! rcgen, the hub's own `sync.toml`, `edgesync serve` as child processes on
+//! loopback ports, node tokens from `edgesync token create`, and an edge
+//! `sync.toml` (the [`Env`]'s, so its helpers work unchanged) whose central
+//! is `https://` one of the hubs.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use edgesync::hub::auth;
+use edgesync::hub::client::HubCentral;
+use edgesync::hub::protocol as p;
+use edgesync::hub::transport::{Reply, Transport};
+
+use crate::common::{Backend, Dialects, Env};
+
+/// A running `edgesync serve`; killed when dropped.
+pub struct Serve {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The certificate files of one test.
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1 and localhost.
+pub fn make_tls(dir: &Path) -> Tls {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "edgesync test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
+        .expect("ca cert");
+    let key = KeyPair::generate().expect("hub key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("hub params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "edgesync test hub");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &ca).expect("hub cert");
+    let tls = Tls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("hub.pem"),
+        key: dir.join("hub.key"),
+    };
+    std::fs::write(&tls.ca, ca.pem()).expect("write ca");
+    std::fs::write(&tls.cert, cert.pem()).expect("write cert");
+    std::fs::write(&tls.key, key.serialize_pem()).expect("write key");
+    tls
+}
+
+/// One hub test's world: the [`Env`] (central, edges, edge `sync.toml`),
+/// the hub's config, its certificate, the nodes' tokens and the running
+/// hubs.
+pub struct HubEnv {
+    /// Declared first so the hubs stop before the central is dropped.
+    pub hubs: Vec<Serve>,
+    pub env: Env,
+    pub tls: Tls,
+    pub tokens: BTreeMap<String, String>,
+    pub tables: String,
+}
+
+impl HubEnv {
+    /// A central with `ddl`, provisioned by `init-sync` on a hub whose
+    /// config has `tables` and `serve_extra` (more `[serve]` keys); a token
+    /// for each node; one hub running; the edge config pointing at it.
+    pub async fn new(
+        backend: Backend,
+        nodes: &[&str],
+        ddl: impl Dialects,
+        tables: &str,
+        serve_extra: &str,
+    ) -> HubEnv {
+        let env = Env::new(backend, nodes, ddl).await;
+        let tls = make_tls(env.path());
+        let mut h = HubEnv {
+            env,
+            tls,
+            tokens: BTreeMap::new(),
+            hubs: Vec::new(),
+            tables: tables.to_string(),
+        };
+        h.write_hub_config(serve_extra);
+        let out = h.hub_cli(&["init-sync"]);
+        assert!(
+            out.status.success(),
+            "hub init-sync: {}",
+            crate::common::stderr(&out)
+        );
+        for n in nodes {
+            let t = h.create_token(n, &[]);
+            h.tokens.insert(n.to_string(), t);
+        }
+        let serve = h.start();
+        h.write_edge_config(&serve.url, tables, "");
+        h.hubs.push(serve);
+        h
+    }
+
+    pub fn hub_config(&self) -> PathBuf {
+        self.env.path().join("hub.toml")
+    }
+
+    fn write_hub_config(&self, serve_extra: &str) {
+        let s = format!(
+            "[central]\nurl = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\n\
+             tls_key = \"{}\"\n{serve_extra}\n\n{}\n",
+            self.env.central_url,
+            self.tls.cert.display(),
+            self.tls.key.display(),
+            self.tables
+        );
+        std::fs::write(self.hub_config(), s).expect("write hub.toml");
+    }
+
+    /// Write the edge `sync.toml`: every node of the env, the hub at `url`,
+    /// all tokens in one file, the test CA.
+    pub fn write_edge_config(&self, url: &str, tables: &str, sync_extra: &str) {
+        let tokens = self.env.path().join("tokens.txt");
+        let all: Vec<&str> = self.tokens.values().map(String::as_str).collect();
+        std::fs::write(&tokens, all.join("\n")).expect("write tokens");
+        let mut s = format!(
+            "[central]\nurl = \"{url}\"\ntoken_file = \"{}\"\nca = \"{}\"\n\n",
+            tokens.display(),
+            self.tls.ca.display()
+        );
+        for n in &self.env.nodes {
+            s.push_str(&format!(
+                "[[edge]]\nnode = \"{n}\"\npath = \"{}\"\n\n",
+                self.env.edge_path(n).display()
+            ));
+        }
+        s.push_str(&format!(
+            "[sync]\ninterval = \"1s\"\n{sync_extra}\n\n{tables}\n"
+        ));
+        std::fs::write(self.env.config_path(), s).expect("write sync.toml");
+    }
+
+    /// Run the binary with the hub's config.
+    pub fn hub_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_edgesync"))
+            .arg("--config")
+            .arg(self.hub_config())
+            .args(args)
+            .output()
+            .expect("run edgesync")
+    }
+
+    /// `token create --node N [--param ...]`; the printed token.
+    pub fn create_token(&self, node: &str, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--node", node];
+        args.extend_from_slice(extra);
+        let out = self.hub_cli(&args);
+        assert!(
+            out.status.success(),
+            "token create: {}",
+            crate::common::stderr(&out)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(auth::token_id(&token).is_some(), "printed {token:?}");
+        token
+    }
+
+    /// Start another `edgesync serve` on the hub config.
+    pub fn start(&self) -> Serve {
+        let log = std::fs::File::create(
+            self.env
+                .path()
+                .join(format!("serve-{}.log", uuid::Uuid::new_v4().simple())),
+        )
+        .expect("log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgesync"))
+            .arg("--config")
+            .arg(self.hub_config())
+            .args(["--log-level", "info", "serve"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not start: {line:?} (see serve-*.log in the test dir)");
+        };
+        Serve {
+            url: url.to_string(),
+            child,
+        }
+    }
+
+    /// A client for hub `i` with `token`.
+    pub fn client(&self, i: usize, token: &str) -> HubCentral {
+        HubCentral::connect(&self.hubs[i].url, token, Some(&self.tls.ca)).expect("hub client")
+    }
+
+    /// A raw connection to hub `i`.
+    pub fn transport(&self, i: usize) -> Transport {
+        Transport::new(&self.hubs[i].url, Some(&self.tls.ca)).expect("transport")
+    }
+
+    /// The hub's layout and central name of `table`, as `node` sees them.
+    pub async fn table_info(&self, node: &str, table: &str) -> p::TableInfo {
+        let reg = self
+            .client(0, &self.tokens[node])
+            .register(&self.tokens[node])
+            .await
+            .expect("register");
+        reg.tables
+            .into_iter()
+            .find(|t| t.edge == table)
+            .unwrap_or_else(|| panic!("the hub serves no {table}"))
+    }
+
+    /// The newest audit entry: node, outcome, status, table (`NULL` for
+    /// null).
+    pub async fn last_audit(&self) -> Vec<String> {
+        let rows = self
+            .env
+            .central_rows(
+                "SELECT node, outcome, status, tbl FROM es_audit ORDER BY id DESC LIMIT 1",
+                "SELECT node, outcome, status::text, tbl FROM es_audit ORDER BY id DESC LIMIT 1",
+            )
+            .await;
+        rows.into_iter().next().expect("an audit entry")
+    }
+}
+
+/// Send a raw request: `token` signs it unless `None`; `tweak` may change
+/// the headers after signing.
+pub async fn raw(
+    t: &Transport,
+    token: Option<&str>,
+    path: &str,
+    body: &[u8],
+    now: i64,
+    tweak: impl FnOnce(&mut Vec<(&'static str, String)>),
+) -> Reply {
+    let mut headers: Vec<(&'static str, String)> =
+        vec![("content-type", "application/json".to_string())];
+    if let Some(token) = token {
+        let s = auth::sign_request(token, "POST", path, body, now).expect("sign");
+        headers.push(("authorization", s.authorization));
+        headers.push((p::H_TIMESTAMP, s.timestamp));
+        headers.push((p::H_NONCE, s.nonce));
+        headers.push((p::H_SIGNATURE, s.signature));
+    }
+    tweak(&mut headers);
+    t.send("POST", path, &headers, body.to_vec())
+        .await
+        .expect("an answer from the hub")
+}
+
+/// Now, in unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The error body of a refusal.
+pub fn error_body(r: &Reply) -> p::ErrorBody {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!(
+            "not an error body ({e}): {}",
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
