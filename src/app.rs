@@ -81,18 +81,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig(args) => check_config(&cli, args.offline).await,
         Command::InitSync(args) => {
-            let sel = Selection { table: args.table.clone(), node: None };
+            let sel = Selection {
+                table: args.table.clone(),
+                node: None,
+            };
             let engine = open(&cli, sel).await?;
             provision_cmd(&engine, provision::Action::Init, args.dry_run, true).await
         }
         Command::DeinitSync(args) => {
-            let sel = Selection { table: args.table.clone(), node: None };
+            let sel = Selection {
+                table: args.table.clone(),
+                node: None,
+            };
             let engine = open(&cli, sel).await?;
             let all = args.table.is_none();
             provision_cmd(&engine, provision::Action::Deinit, args.dry_run, all).await
         }
         Command::Sync(args) => {
-            let sel = Selection { table: args.table.clone(), node: args.node.clone() };
+            let sel = Selection {
+                table: args.table.clone(),
+                node: args.node.clone(),
+            };
             let engine = open(&cli, sel).await?;
             sync_once(&engine).await
         }

@@ -204,6 +204,26 @@ for_each_backend!(
     corrupt_edge_file_is_named_and_left_alone,
 );
 
+/// MySQL/MariaDB: a text key under a case-insensitive collation would make
+/// `'a'` and `'A'` one central row but two edge rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_text_key_with_a_case_insensitive_collation_is_refused() {
+    let mut env = Env::new(
+        Backend::Mysql,
+        &["a"],
+        Sql::all(
+            "CREATE TABLE tags (name varchar(20) COLLATE utf8mb4_general_ci PRIMARY KEY, n bigint);",
+        ),
+    )
+    .await;
+    refused(
+        &mut env,
+        "[[table]]\nname = \"tags\"\n",
+        &["tags.name", "utf8mb4_general_ci", "COLLATE utf8mb4_bin"],
+    )
+    .await;
+}
+
 // Server-level failures, for each server backend.
 
 async fn unreachable_central_host_is_named(url: &str) {

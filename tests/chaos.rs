@@ -15,8 +15,10 @@
 //! column by column with the others and with the model: nothing lost, nothing
 //! duplicated, nothing half-applied.
 //!
-//! `EDGESYNC_CHAOS_ITERATIONS` (default 50) sets the number of kills per
-//! central backend; `EDGESYNC_CHAOS_SEED` replays a workload.
+//! `EDGESYNC_CHAOS_ITERATIONS` (default 20) sets the number of kills per
+//! central backend — 60 over the three backends in a CI run, which keeps the
+//! suite's run time reasonable with MariaDB added; `EDGESYNC_CHAOS_SEED`
+//! replays a workload.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -365,7 +367,7 @@ fn by_id(rows: Vec<Vec<String>>) -> BTreeMap<i64, Vec<String>> {
 
 async fn the_real_binary_killed_at_random_loses_and_duplicates_nothing(backend: Backend) {
     let seed = seed_from_env("EDGESYNC_CHAOS_SEED", &format!("chaos({backend:?})"));
-    let target_kills = env_usize("EDGESYNC_CHAOS_ITERATIONS", 50);
+    let target_kills = env_usize("EDGESYNC_CHAOS_ITERATIONS", 20);
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut env = Env::new(backend, &["a", "b"], &DDL).await;

@@ -126,8 +126,10 @@ impl<D: Dialects + ?Sized> Dialects for &D {
 }
 
 /// Legacy: SQL for SQLite and PostgreSQL only, for test files not yet given
-/// a MariaDB form (tests/daemon.rs). Used on a MySQL central it fails the
-/// test, saying so; port such a test by writing its SQL as a [`Sql`].
+/// a MariaDB form (tests/daemon.rs, tests/edge_app.rs, tests/hub). Used on a
+/// MySQL central it fails the test, saying so; port such a test by writing
+/// its SQL as a [`Sql`] (and `central_exec`/`central_rows` as
+/// `central_run`/`central_query`).
 #[derive(Debug, Clone, Copy)]
 pub struct TwoDialects<'a> {
     pub sqlite: &'a str,

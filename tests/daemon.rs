@@ -8,18 +8,20 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Backend, Ddl, Env};
+use crate::common::{Backend, Env, Sql};
 use crate::for_each_backend;
 use harness::{
     central_count, debug_secs, edge_count, free_port, http_get, poll, sample, wait_central, Daemon,
     Proxy, SOON,
 };
 
-const DDL: Ddl = Ddl {
+const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
       CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
     postgres: "CREATE TABLE items (id bigint PRIMARY KEY, name text);
       CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);",
+    mysql: "CREATE TABLE items (id bigint PRIMARY KEY, name longtext);
+      CREATE TABLE notes (id bigint PRIMARY KEY, body longtext NOT NULL);",
 };
 
 const ITEMS_ONLY: &str = "[[table]]\nname = \"items\"\n";
@@ -221,10 +223,9 @@ async fn a_locked_or_missing_edge_does_not_stall_the_others(backend: Backend) {
         .execute("INSERT INTO items (id, name) VALUES (100, 'from a')", [])
         .expect("insert on a");
     wait_central(&env, "items", "id = 100", 1, SOON).await;
-    env.central_exec(
+    env.central_run(Sql::all(
         "INSERT INTO items (id, name) VALUES (200, 'central')",
-        "INSERT INTO items (id, name) VALUES (200, 'central')",
-    )
+    ))
     .await;
     let b = env.edge_path("b");
     assert!(
@@ -264,10 +265,9 @@ async fn metrics_match_what_was_synced_and_healthz_tracks_staleness(backend: Bac
              INSERT INTO items (id, name) SELECT i, 'a' FROM n;",
         )
         .expect("insert on a");
-    env.central_exec(
+    env.central_run(Sql::all(
         "INSERT INTO items (id, name) VALUES (1001, 'c'), (1002, 'c'), (1003, 'c')",
-        "INSERT INTO items (id, name) VALUES (1001, 'c'), (1002, 'c'), (1003, 'c')",
-    )
+    ))
     .await;
     let mut d = Daemon::start(&env, &[]);
 

@@ -138,6 +138,30 @@ async fn every_type_round_trips_through_the_hub(backend: Backend) {
             && audit.contains(&vec!["b".into(), "pull".into(), "ok".into()]),
         "{audit:?}"
     );
+    // Health and metrics need no credential (load balancers, Prometheus).
+    let t = h.transport(0);
+    let health = t
+        .send("GET", p::HEALTH, &[], Vec::new())
+        .await
+        .expect("health");
+    assert_eq!(health.status, 200);
+    let metrics = t
+        .send("GET", p::METRICS, &[], Vec::new())
+        .await
+        .expect("metrics");
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("edgesync_hub_requests_total{endpoint=\"push\",status=\"200\"}"),
+        "{text}"
+    );
+    // An edge config that lists no table gets the hub's tables.
+    let loaded = edgesync::config::Config::load(Some(&h.env.config_path())).expect("load");
+    let tables = edgesync::hub::client::hub_table_configs(&loaded.config.central)
+        .await
+        .expect("hub tables");
+    let names: Vec<_> = tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["items", "notes"]);
+    assert_eq!(tables[1].deletes, edgesync_core::DeleteMode::Hard);
 }
 
 async fn offline_edits_converge_and_a_second_sync_moves_nothing(backend: Backend) {
@@ -733,7 +757,59 @@ async fn a_node_over_its_rate_is_told_when_to_retry(backend: Backend) {
     assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
 }
 
+/// `edgesync run` (the daemon) syncs through the hub as it does directly:
+/// a local commit reaches the central, a central write reaches the edge.
+async fn the_daemon_syncs_through_the_hub(backend: Backend) {
+    let h = HubEnv::new(backend, &["a"], &ITEMS, TABLES, "").await;
+    h.env.init().await;
+    let log = std::fs::File::create(h.env.path().join("run.log")).expect("log");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_edgesync"))
+        .arg("--config")
+        .arg(h.env.config_path())
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn run");
+    h.env
+        .edge_app("a")
+        .execute_batch("INSERT INTO items (id, name) VALUES (1, 'from the edge');")
+        .expect("a");
+    central_run(
+        &h.env,
+        "INSERT INTO notes (id, body) VALUES (7, 'from hq');",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done = loop {
+        let c = central(
+            &h.env,
+            "SELECT count(*) FROM items",
+            "SELECT count(*)::text FROM items",
+        )
+        .await;
+        let e = query_text(&h.env.edge_app("a"), "SELECT count(*) FROM notes");
+        if c == rows(&[&["1"]]) && e == rows(&[&["1"]]) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        done,
+        "the daemon did not sync through the hub: {}",
+        std::fs::read_to_string(h.env.path().join("run.log")).unwrap_or_default()
+    );
+}
+
 hub_backends!(
+    the_daemon_syncs_through_the_hub,
     an_edge_mapping_that_differs_from_the_hubs_is_refused,
     a_node_over_its_rate_is_told_when_to_retry,
     every_type_round_trips_through_the_hub,

@@ -596,7 +596,8 @@ async fn every_type_and_hard_value_survives_every_path(backend: Backend) {
 
 /// MySQL/MariaDB: a zoned timestamp outside `TIMESTAMP`'s range cannot be
 /// stored. The push must refuse it — the row quarantined on the edge with an
-/// error naming the column — and not store another instant.
+/// error naming the column — and not store another instant. (The other
+/// backends hold these values: there they must arrive exactly.)
 async fn a_zoned_timestamp_outside_the_central_range_is_refused_not_changed(backend: Backend) {
     let mut env = Env::new(backend, &["a"], &DDL).await;
     env.write_config(TABLES, "");

@@ -10,7 +10,9 @@ DROP TRIGGER IF EXISTS {{trg_bi}};
 -- step: trg_bu | drop the update trigger of {{table_name}}
 DROP TRIGGER IF EXISTS {{trg_bu}};
 ;;
--- step: trg_ai | drop the tombstone-clearing trigger of {{table_name}}
+-- step: trg_ai | drop the tombstone-clearing trigger of {{table_name}} (created by
+-- earlier versions only: its DELETE on es_tombstones took gap locks that made
+-- application transactions deadlock; pulls now skip tombstones of live rows)
 DROP TRIGGER IF EXISTS {{trg_ai}};
 ;;
 -- step: trg_au | drop the key-change trigger of {{table_name}}

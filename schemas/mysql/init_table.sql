@@ -62,17 +62,10 @@ BEGIN
     END IF;
 END
 ;;
--- step: trg_ai | trigger clearing the tombstone of a key (re)inserted into {{table_name}}
-CREATE TRIGGER {{trg_ai}} AFTER INSERT ON {{table}} FOR EACH ROW
-BEGIN
-    DELETE FROM {{tombstones}} WHERE tbl = {{tbl}} AND k = {{key_json_new}};
-END
-;;
 -- step: trg_au | trigger turning a key change in {{table_name}} into a delete of the old key
 CREATE TRIGGER {{trg_au}} AFTER UPDATE ON {{table}} FOR EACH ROW
 BEGIN
     IF {{key_json_old}} <> {{key_json_new}} THEN
-        DELETE FROM {{tombstones}} WHERE tbl = {{tbl}} AND k = {{key_json_new}};
         IF COALESCE(@es_applying, 0) = 0 THEN
             INSERT INTO {{tombstones}} (tbl, k, es_ver, es_hlc, es_origin, es_oseq)
             VALUES ({{tbl}}, {{key_json_old}}, NULL, NEW.es_hlc, NULL, NULL)

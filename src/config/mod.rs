@@ -332,10 +332,7 @@ pub struct ServeConfig {
     pub rate_burst: u32,
     /// Longest one request may take, reading its body included; then the
     /// hub answers 503 and the edge retries. Default `"60s"`.
-    #[serde(
-        default = "default_request_timeout",
-        deserialize_with = "de::duration"
-    )]
+    #[serde(default = "default_request_timeout", deserialize_with = "de::duration")]
     pub request_timeout: Duration,
     /// How far a request's signing time may be from the hub's clock; older
     /// or newer requests are refused (401), and request nonces are kept

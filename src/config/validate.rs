@@ -540,10 +540,7 @@ fn check_serve(s: &ServeConfig, v: &mut Vec<Problem>) {
     if !(1..=MAX_ROWS).contains(&s.max_page_rows) {
         v.push(Problem::new(
             "serve.max_page_rows",
-            format!(
-                "{} is out of range; use 1 to {MAX_ROWS}",
-                s.max_page_rows
-            ),
+            format!("{} is out of range; use 1 to {MAX_ROWS}", s.max_page_rows),
         ));
     }
     if s.rate_per_node > 0 && s.rate_burst == 0 {

@@ -203,6 +203,35 @@ impl HubCentral {
     }
 }
 
+/// The `[[table]]` entries of an edge whose config lists none: the hub's
+/// tables, as `register` serves them to this edge's (first) token, each
+/// with the hub's central name, direction and delete mode. For the engine,
+/// so that an edge config may name only its central URL, credential and
+/// edge files (the spec's hub-mode edge config).
+pub async fn hub_table_configs(
+    central: &crate::config::CentralConfig,
+) -> anyhow::Result<Vec<crate::config::TableConfig>> {
+    let Some(token) = central.token()? else {
+        anyhow::bail!("central.token_env: a hub URL (https://) needs this node's token");
+    };
+    let hub = HubCentral::connect(&central.url, &token, central.ca.as_deref())?;
+    let catalog = hub.catalog().await?;
+    Ok(catalog
+        .tables
+        .into_iter()
+        .map(|t| crate::config::TableConfig {
+            name: t.edge,
+            central: Some(t.central),
+            key: None,
+            direction: t.direction,
+            conflict: None,
+            deletes: t.deletes,
+            columns: Default::default(),
+            filter: None,
+        })
+        .collect())
+}
+
 fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
     match retry_after {
         Some(s) => Duration::from_secs(s).min(MAX_WAIT),

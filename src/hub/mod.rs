@@ -13,7 +13,8 @@
 //! - [`auth`]: node tokens and request signing (HMAC-SHA256);
 //! - [`scope`]: the row filters that bound what a node sees and writes;
 //! - [`limits`]: body size, page size, rate, timeouts;
-//! - [`server`]: the request pipeline and endpoints;
+//! - [`server`]: the router and the request pipeline; `endpoints`: what
+//!   each endpoint does once a request is authenticated;
 //! - [`listener`]: TLS, connections, graceful stop;
 //! - [`transport`]: the client's HTTPS connections;
 //! - [`client`]: the edge's `Central`, [`client::HubCentral`];
@@ -28,6 +29,7 @@
 
 pub mod auth;
 pub mod client;
+mod endpoints;
 pub mod limits;
 pub mod listener;
 pub mod protocol;

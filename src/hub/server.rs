@@ -5,8 +5,9 @@
 //!    not revoked (401 otherwise);
 //! 2. body: at most `serve.max_body_bytes` (413);
 //! 3. signature over method, path, timestamp, nonce and body hash (401);
-//! 4. timestamp within `serve.clock_window` (401), nonce never seen (401);
-//! 5. the node's rate (429 with `Retry-After`);
+//! 4. timestamp within `serve.clock_window` (401);
+//! 5. the node's rate (429 with `Retry-After`), then the nonce, recorded in
+//!    the central, never seen before (401);
 //! 6. the endpoint itself, with the node, tenant and params taken from the
 //!    credential, never from the body: a body naming another node or tenant
 //!    is 403, a table the hub does not sync or a direction it does not allow
@@ -28,16 +29,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
-use edgesync_core::central::{AuditEntry, HubStore, NodeToken};
+use edgesync_core::central::{AuditEntry, HubStore};
 use edgesync_core::{Central, Error, ErrorKind, TableMapping};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use tracing::warn;
 
-use super::auth;
 use super::limits::{retry_after_secs, Limits, RateLimiter};
 use super::protocol::{self as p, DecodeError};
 use super::scope::Filter;
+use super::{auth, endpoints};
 
 /// One table the hub serves.
 #[derive(Debug, Clone)]
@@ -59,14 +60,14 @@ pub struct Hub {
     /// Limits from `[serve]`.
     pub limits: Limits,
     rate: RateLimiter,
-    metrics: Counters,
+    pub(super) metrics: Counters,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     requests: Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>,
-    rows_pushed: AtomicU64,
-    rows_pulled: AtomicU64,
+    pub(super) rows_pushed: AtomicU64,
+    pub(super) rows_pulled: AtomicU64,
 }
 
 impl Hub {
@@ -89,7 +90,7 @@ impl Hub {
         })
     }
 
-    fn store(&self) -> Result<&dyn HubStore, Error> {
+    pub(super) fn store(&self) -> Result<&dyn HubStore, Error> {
         self.central
             .hub_store()
             .ok_or_else(|| edgesync_core::central::hub_unsupported(self.central.backend()))
@@ -97,7 +98,7 @@ impl Hub {
 
     /// The table a request names: by central name as served, else by the
     /// hub config's edge name (both case-insensitive).
-    fn table(&self, name: &str) -> Option<&HubTable> {
+    pub(super) fn table(&self, name: &str) -> Option<&HubTable> {
         let name = name.trim();
         self.tables
             .iter()
@@ -205,16 +206,20 @@ async fn not_found() -> Response {
 
 /// A refusal or failure: status, kind for the client, code for the audit.
 #[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    kind: ErrorKind,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
+pub(super) struct Refusal {
+    pub status: StatusCode,
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Refusal {
         Refusal {
             status,
             kind: p::kind_of_status(status.as_u16()),
@@ -224,7 +229,7 @@ impl Refusal {
         }
     }
 
-    fn central(e: Error) -> Refusal {
+    pub(super) fn central(e: Error) -> Refusal {
         let status = StatusCode::from_u16(p::status_of_kind(e.kind()))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Refusal {
@@ -269,17 +274,6 @@ fn error_response(
     r
 }
 
-/// What an authenticated request carries into its endpoint.
-struct Authed {
-    token: NodeToken,
-    body: Vec<u8>,
-}
-
-/// The audit entry a request builds up as it goes.
-struct Audit {
-    entry: AuditEntry,
-}
-
 fn endpoint_name(path: &str) -> &'static str {
     match path {
         p::REGISTER => "register",
@@ -303,12 +297,10 @@ async fn signed(
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut audit = Audit {
-        entry: AuditEntry {
-            action: endpoint.to_string(),
-            remote: Some(peer.to_string()),
-            ..AuditEntry::default()
-        },
+    let mut audit = AuditEntry {
+        action: endpoint.to_string(),
+        remote: Some(peer.to_string()),
+        ..AuditEntry::default()
     };
     let limit = hub.limits.request_timeout;
     let result = tokio::time::timeout(limit, pipeline(&hub, req, &mut audit)).await;
@@ -324,12 +316,12 @@ async fn signed(
                 r.headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
             }
-            audit.entry.outcome = "ok".into();
+            audit.outcome = "ok".into();
             (StatusCode::OK, r)
         }
         Ok(Err(refusal)) => {
-            audit.entry.outcome = refusal.code.to_string();
-            audit.entry.detail = refusal.message.clone();
+            audit.outcome = refusal.code.to_string();
+            audit.detail = refusal.message.clone();
             let r = error_response(
                 refusal.status,
                 refusal.kind,
@@ -341,8 +333,8 @@ async fn signed(
         }
         Err(_) => {
             let message = format!("the request took longer than {limit:?} (serve.request_timeout)");
-            audit.entry.outcome = "timeout".into();
-            audit.entry.detail = message.clone();
+            audit.outcome = "timeout".into();
+            audit.detail = message.clone();
             let status = StatusCode::SERVICE_UNAVAILABLE;
             (
                 status,
@@ -351,10 +343,10 @@ async fn signed(
         }
     };
     hub.count(endpoint, status.as_u16());
-    audit.entry.status = status.as_u16();
-    audit.entry.at = Utc::now();
+    audit.status = status.as_u16();
+    audit.at = Utc::now();
     if let Ok(store) = hub.store() {
-        if let Err(e) = store.append_audit(&audit.entry).await {
+        if let Err(e) = store.append_audit(&audit).await {
             warn!("cannot write the audit log: {e:#}");
         }
     }
@@ -369,7 +361,7 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn pipeline(
     hub: &Hub,
     req: axum::extract::Request,
-    audit: &mut Audit,
+    audit: &mut AuditEntry,
 ) -> Result<Vec<u8>, Refusal> {
     let (parts, body) = req.into_parts();
     let unauthorized = |code, msg: &str| Refusal::new(StatusCode::UNAUTHORIZED, code, msg);
@@ -397,8 +389,8 @@ async fn pipeline(
         .await
         .map_err(Refusal::central)?
         .ok_or_else(|| unauthorized("unknown_token", "unknown token"))?;
-    audit.entry.node = Some(token.node.clone());
-    audit.entry.tenant = token.tenant.clone();
+    audit.node = Some(token.node.clone());
+    audit.tenant = token.tenant.clone();
     if token.revoked_at.is_some() {
         return Err(unauthorized("revoked_token", "this token was revoked"));
     }
@@ -474,16 +466,6 @@ async fn pipeline(
             .as_str(),
         ));
     }
-    if !store
-        .record_nonce(&token.id, nonce, now)
-        .await
-        .map_err(Refusal::central)?
-    {
-        return Err(unauthorized(
-            "replayed_nonce",
-            "this request nonce was already used",
-        ));
-    }
     if let Err(wait) = hub.rate.check(&token.node, Instant::now()) {
         let mut r = Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -496,16 +478,26 @@ async fn pipeline(
         r.retry_after = Some(retry_after_secs(wait));
         return Err(r);
     }
+    if !store
+        .record_nonce(&token.id, nonce, now)
+        .await
+        .map_err(Refusal::central)?
+    {
+        return Err(unauthorized(
+            "replayed_nonce",
+            "this request nonce was already used",
+        ));
+    }
     let encoding = header_str(&parts.headers, header::CONTENT_ENCODING.as_str());
     let body = p::decode_body(encoding, &raw, max).map_err(|e| decode_refusal(e, &too_large))?;
-    let authed = Authed { token, body };
+    let authed = endpoints::Authed { token, body };
     match parts.uri.path() {
-        p::REGISTER => json(&register(hub, &authed)),
-        p::DESCRIBE => describe(hub, &authed, audit),
-        p::PUSH => push(hub, &authed, audit).await,
-        p::PULL => pull(hub, &authed, audit).await,
-        p::CONFLICTS => conflicts(hub, &authed).await,
-        p::PROGRESS => progress(hub, &authed).await,
+        p::REGISTER => endpoints::json(&endpoints::register(hub, &authed)),
+        p::DESCRIBE => endpoints::describe(hub, &authed, audit),
+        p::PUSH => endpoints::push(hub, &authed, audit).await,
+        p::PULL => endpoints::pull(hub, &authed, audit).await,
+        p::CONFLICTS => endpoints::conflicts(hub, &authed).await,
+        p::PROGRESS => endpoints::progress(hub, &authed).await,
         _ if parts.method != Method::POST => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "bad_request",
@@ -519,263 +511,9 @@ async fn pipeline(
     }
 }
 
-fn decode_refusal(e: DecodeError, too_large: &dyn Fn() -> Refusal) -> Refusal {
+pub(super) fn decode_refusal(e: DecodeError, too_large: &dyn Fn() -> Refusal) -> Refusal {
     match e {
         DecodeError::TooLarge => too_large(),
         DecodeError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, "bad_request", m),
     }
-}
-
-fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
-    serde_json::to_vec(v).map_err(|e| {
-        Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("cannot encode the answer: {e}"),
-        )
-    })
-}
-
-fn decode<T: serde::de::DeserializeOwned>(a: &Authed) -> Result<T, Refusal> {
-    p::decode_json(&a.body).map_err(|e| {
-        decode_refusal(e, &|| {
-            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large")
-        })
-    })
-}
-
-fn register(hub: &Hub, a: &Authed) -> p::RegisterResponse {
-    p::RegisterResponse {
-        node: a.token.node.clone(),
-        tenant: a.token.tenant.clone(),
-        tables: hub
-            .tables
-            .iter()
-            .map(|t| p::TableInfo {
-                central: t.mapping.central.to_string(),
-                edge: t.mapping.edge.clone(),
-                schema: p::served_schema(&t.mapping),
-                direction: t.mapping.direction,
-                deletes: t.mapping.deletes,
-                conflict: t.mapping.conflict,
-                layout: t.layout.clone(),
-                filtered: t.filter.is_some(),
-            })
-            .collect(),
-        max_page_rows: hub.limits.max_page_rows,
-        max_body_bytes: hub.limits.max_body_bytes,
-    }
-}
-
-fn describe(hub: &Hub, a: &Authed, audit: &mut Audit) -> Result<Vec<u8>, Refusal> {
-    let req: p::DescribeRequest = decode(a)?;
-    audit.entry.table = Some(req.table.clone());
-    json(&p::DescribeResponse {
-        schema: hub.table(&req.table).map(|t| p::served_schema(&t.mapping)),
-    })
-}
-
-/// The checks push and pull share: the body's node and tenant are the
-/// credential's, the table is served, the layout matches.
-fn scope_check<'h>(
-    hub: &'h Hub,
-    a: &Authed,
-    node: &str,
-    tenant: Option<&str>,
-    table: &str,
-    layout: &str,
-    audit: &mut Audit,
-) -> Result<&'h HubTable, Refusal> {
-    audit.entry.table = Some(table.to_string());
-    if node != a.token.node {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_node",
-            format!(
-                "this credential is node {}'s; it cannot act as node {node}",
-                a.token.node
-            ),
-        ));
-    }
-    if let Some(t) = tenant {
-        if Some(t) != a.token.tenant.as_deref() {
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                "forbidden_tenant",
-                format!("node {} does not belong to tenant {t}", a.token.node),
-            ));
-        }
-    }
-    let Some(t) = hub.table(table) else {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_table",
-            format!(
-                "this hub does not sync table {table} for node {}",
-                a.token.node
-            ),
-        ));
-    };
-    if t.layout != layout {
-        return Err(Refusal::new(
-            StatusCode::CONFLICT,
-            "layout_mismatch",
-            format!(
-                "this edge maps table {table} differently from the hub (columns, key or deletes); \
-                 the hub's config is authoritative: run `edgesync check-config` on the edge"
-            ),
-        ));
-    }
-    Ok(t)
-}
-
-fn bind<'f>(t: &'f HubTable, a: &Authed) -> Result<Option<super::scope::Bound<'f>>, Refusal> {
-    t.filter
-        .as_ref()
-        .map(|f| f.bind(a.token.tenant.as_deref(), &a.token.params))
-        .transpose()
-        .map_err(|m| {
-            Refusal::new(
-                StatusCode::FORBIDDEN,
-                "unbound_param",
-                format!(
-                    "table {}: the filter needs a value node {} has no credential for: {m}",
-                    t.mapping.central, a.token.node
-                ),
-            )
-        })
-}
-
-async fn push(hub: &Hub, a: &Authed, audit: &mut Audit) -> Result<Vec<u8>, Refusal> {
-    let req: p::PushRequest = decode(a)?;
-    audit.entry.batch_hi = Some(req.batch.hi);
-    audit.entry.rows = i64::try_from(req.batch.changes.len()).unwrap_or(i64::MAX);
-    let t = scope_check(
-        hub,
-        a,
-        &req.node,
-        req.tenant.as_deref(),
-        &req.table,
-        &req.layout,
-        audit,
-    )?;
-    if !t.mapping.direction.pushes() {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_direction",
-            format!("table {} is pull-only on this hub", req.table),
-        ));
-    }
-    p::check_push_shape(&req, &t.mapping).map_err(|e| {
-        decode_refusal(e, &|| {
-            Refusal::new(StatusCode::BAD_REQUEST, "bad_request", "bad batch")
-        })
-    })?;
-    if let Some(scope) = bind(t, a)? {
-        let out_of_scope = |what: &str, i: usize| {
-            let key = t.mapping.describe_key(&req.batch.changes[i].key);
-            let mut r = Refusal::new(
-                StatusCode::FORBIDDEN,
-                "out_of_scope_row",
-                format!(
-                    "table {}, key {key}: {what} is outside node {}'s scope (the table's filter)",
-                    req.table, a.token.node
-                ),
-            );
-            // The row itself is refused: the edge quarantines it and the
-            // rest of its changes keep flowing.
-            r.kind = ErrorKind::Constraint;
-            r
-        };
-        for (i, c) in req.batch.changes.iter().enumerate() {
-            if c.values.as_ref().is_some_and(|v| !scope.selects(v)) {
-                return Err(out_of_scope("the pushed row", i));
-            }
-        }
-        let keys: Vec<_> = req.batch.changes.iter().map(|c| c.key.clone()).collect();
-        let current = hub
-            .store()
-            .map_err(Refusal::central)?
-            .current_rows(&t.mapping, &keys)
-            .await
-            .map_err(Refusal::central)?;
-        for (i, row) in current.iter().enumerate() {
-            if row.as_ref().is_some_and(|v| !scope.selects(v)) {
-                return Err(out_of_scope("the central row it would change", i));
-            }
-        }
-    }
-    let result = hub
-        .central
-        .push(&a.token.node, &t.mapping, &req.batch)
-        .await
-        .map_err(Refusal::central)?;
-    hub.metrics
-        .rows_pushed
-        .fetch_add(req.batch.changes.len() as u64, Ordering::Relaxed);
-    json(&result)
-}
-
-async fn pull(hub: &Hub, a: &Authed, audit: &mut Audit) -> Result<Vec<u8>, Refusal> {
-    let req: p::PullRequest = decode(a)?;
-    audit.entry.page = Some(req.token.clone().unwrap_or_default());
-    let t = scope_check(
-        hub,
-        a,
-        &req.node,
-        req.tenant.as_deref(),
-        &req.table,
-        &req.layout,
-        audit,
-    )?;
-    if !t.mapping.direction.pulls() {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_direction",
-            format!("table {} is push-only on this hub", req.table),
-        ));
-    }
-    let scope = bind(t, a)?;
-    let limit = req.limit.clamp(1, hub.limits.max_page_rows);
-    let mut page = hub
-        .central
-        .pull(&a.token.node, &t.mapping, req.token.as_deref(), limit)
-        .await
-        .map_err(Refusal::central)?;
-    if let Some(scope) = scope {
-        // Tombstones carry only a key; rows outside the scope are left out.
-        page.changes
-            .retain(|c| c.values.as_ref().is_none_or(|v| scope.selects(v)));
-    }
-    audit.entry.rows = i64::try_from(page.changes.len()).unwrap_or(i64::MAX);
-    hub.metrics
-        .rows_pulled
-        .fetch_add(page.changes.len() as u64, Ordering::Relaxed);
-    json(&page)
-}
-
-async fn conflicts(hub: &Hub, a: &Authed) -> Result<Vec<u8>, Refusal> {
-    let req: p::ConflictsRequest = decode(a)?;
-    let limit = req.limit.min(10_000);
-    let mut list = hub
-        .central
-        .conflicts(req.all, 10_000)
-        .await
-        .map_err(Refusal::central)?;
-    list.retain(|c| c.node == a.token.node);
-    list.truncate(limit);
-    json(&list)
-}
-
-async fn progress(hub: &Hub, a: &Authed) -> Result<Vec<u8>, Refusal> {
-    let list: Vec<p::Progress> = hub
-        .central
-        .progress()
-        .await
-        .map_err(Refusal::central)?
-        .into_iter()
-        .filter(|p| p.node == a.token.node)
-        .map(p::Progress::from)
-        .collect();
-    json(&list)
 }

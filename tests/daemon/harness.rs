@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::common::Env;
+use crate::common::{Env, Sql};
 
 /// How long a condition that should hold "soon" may take on a loaded CI
 /// machine.
@@ -186,10 +186,9 @@ pub fn poll(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// `SELECT count(*)` on the central.
 pub async fn central_count(env: &Env, table: &str, cond: &str) -> i64 {
     let rows = env
-        .central_rows(
-            &format!("SELECT count(*) FROM {table} WHERE {cond}"),
-            &format!("SELECT count(*)::text FROM {table} WHERE {cond}"),
-        )
+        .central_query(Sql::all(&format!(
+            "SELECT count(*) FROM {table} WHERE {cond}"
+        )))
         .await;
     rows[0][0].parse().expect("count")
 }

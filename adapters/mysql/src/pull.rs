@@ -201,12 +201,26 @@ impl Page<'_> {
                 )
             })
             .collect();
+        // A tombstone whose key has a live row again (re-inserted after the
+        // delete) is stale: the row supersedes it. Triggers do not clear it
+        // on insert, because any statement on es_tombstones inside an
+        // application's INSERT takes InnoDB gap locks that made independent
+        // application transactions deadlock; this plain snapshot read skips
+        // it instead, by the table's own key index.
+        let live = t
+            .key_columns()
+            .zip(&keys)
+            .map(|(c, k)| format!("r.{} = {k}", sql::ident(&c.central)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let query = format!(
             "SELECT {keys}, ts.es_ver, ts.es_hlc FROM {tombs} AS ts
               WHERE ts.tbl = ? AND ts.es_ver > ? AND NOT (ts.es_origin <=> ?)
+                AND NOT EXISTS (SELECT 1 FROM {table} AS r WHERE {live})
               ORDER BY ts.es_ver LIMIT ?",
             keys = keys.join(", "),
             tombs = self.db.meta("es_tombstones"),
+            table = self.db.table_ref(&t.central),
         );
         let mut result = tx
             .exec_iter(

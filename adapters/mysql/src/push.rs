@@ -371,12 +371,9 @@ fn replay_outcome(node: &str, change: &Change, current: Option<&Current>) -> Pus
                 && c.oseq == Some(change.version)
                 && same_values(change.values.as_deref(), c.row.values.as_deref()) =>
         {
+            // A row, or our own tombstone: answered with its version.
             PushOutcome::Applied {
-                version: if c.row.values.is_some() {
-                    c.row.version
-                } else {
-                    0
-                },
+                version: c.row.version,
             }
         }
         c if change.deleted && c.is_none_or(|c| c.row.deleted) => PushOutcome::Applied {
@@ -487,7 +484,7 @@ async fn apply_round(
         .zip(&current)
         .filter_map(|(&i, c)| Some((i, c.as_ref()?.row.values.as_ref()?)))
         .collect();
-    write_updates(tx, cx, writes, &updates, &fill).await?;
+    write_updates(tx, cx, writes, &updates, &fill, &merged_at).await?;
     write_inserts(tx, cx, writes, &inserts).await?;
     write_deletes(tx, cx, writes, &deletes).await?;
     for &i in updates.iter().chain(&inserts) {
@@ -512,7 +509,10 @@ async fn apply_round(
     }
     for &i in &deletes {
         to_stamp.add(&writes[i].key, Target::Tomb)?;
-        outcomes[i] = Some(PushOutcome::Applied { version: 0 });
+        // Answered with the tombstone's version (filled in by the final
+        // stamp), as on every backend: it is the edge's conflict base if it
+        // re-inserts the key while this push is in flight.
+        outcomes[i] = Some(PushOutcome::Applied { version: PENDING });
     }
     crate::meta::log_conflicts(tx, cx.db, cx.table, cx.node, &logged).await?;
     Ok(logged.len())

@@ -226,6 +226,7 @@ pub(crate) async fn write_updates(
     changes: &[Change],
     idx: &[usize],
     fill: &HashMap<usize, &Vec<Value>>,
+    merged: &[usize],
 ) -> Result<()> {
     if idx.is_empty() {
         return Ok(());
@@ -280,7 +281,14 @@ pub(crate) async fn write_updates(
         p.extend(non_key.iter().map(|&k| all[k].clone()));
         p.push(My::Int(i64::from(c.deleted)));
         p.push(My::Bytes(cx.node.as_bytes().to_vec()));
-        p.push(My::Int(c.version));
+        // A field-merge result is not the node's own write: with es_oseq
+        // set, the node's next push would take it as its own base
+        // (`conflict::rebase`) and silently revert the other side's columns.
+        p.push(if merged.contains(&i) {
+            My::NULL
+        } else {
+            My::Int(c.version)
+        });
         p.push(My::Int(c.hlc));
         rows.push(p);
     }

@@ -169,12 +169,12 @@ impl Conn {
     /// cached: this is the latency probe)?
     pub async fn has_row(&mut self, id: i64) -> Result<bool> {
         match self {
-            Conn::Pg(c) => Ok(
-                sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)")
-                    .bind(id)
-                    .fetch_one(&mut *c)
-                    .await?,
-            ),
+            Conn::Pg(c) => Ok(sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await?),
             Conn::My(c) => Ok(c
                 .exec_first::<i64, _, _>("SELECT COUNT(*) FROM items WHERE id = ?", (id,))
                 .await?
@@ -234,7 +234,10 @@ impl BenchDb {
         match self.backend {
             Backend::Postgres => {
                 admin
-                    .exec(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                    .exec(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ))
                     .await?
             }
             Backend::Mariadb => {

@@ -34,8 +34,8 @@ pub const SQLITE_TABLE: &str = "CREATE TABLE items (
 /// Open a SQLite file the way edgesync opens edge files (WAL,
 /// `synchronous = FULL`).
 pub fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
-    let c = rusqlite::Connection::open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let c =
+        rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.busy_timeout(Duration::from_secs(30))?;
@@ -96,9 +96,7 @@ impl Sink<'_> {
                         self.stmt.raw_bind_parameter(i, n)?;
                     }
                     7 => self.stmt.raw_bind_parameter(i, b.as_slice())?,
-                    _ => self
-                        .stmt
-                        .raw_bind_parameter(i, std::str::from_utf8(b)?)?,
+                    _ => self.stmt.raw_bind_parameter(i, std::str::from_utf8(b)?)?,
                 },
                 Some(My::Int(n)) => self.stmt.raw_bind_parameter(i, *n)?,
                 Some(other) => bail!("unexpected value {other:?} in column {i}"),
@@ -186,9 +184,7 @@ pub async fn load(central: &mut Conn, sqlite: &Path) -> Result<(u64, Duration)> 
                 }
             }
             Conn::My(c) => {
-                let mut result = c
-                    .query_iter(format!("SELECT {COLUMNS} FROM items"))
-                    .await?;
+                let mut result = c.query_iter(format!("SELECT {COLUMNS} FROM items")).await?;
                 let mut failed: Option<anyhow::Error> = None;
                 result
                     .for_each(|row| {
@@ -245,8 +241,9 @@ pub async fn push(central: &mut Conn, edge: &Path, from: u64, to: u64) -> Result
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut rows = 0u64;
     {
-        let mut stmt =
-            db.prepare(&format!("SELECT {COLUMNS} FROM items WHERE id BETWEEN ?1 AND ?2"))?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM items WHERE id BETWEEN ?1 AND ?2"
+        ))?;
         let mut q = stmt.query([from as i64, to as i64])?;
         while let Some(r) = q.next()? {
             for i in 0..7 {

@@ -28,10 +28,7 @@ impl Machine {
                 format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0)
             });
         let mut lines = vec![
-            format!(
-                "date: {}",
-                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-            ),
+            format!("date: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")),
             format!("machine: {cpus} CPUs ({model}), {mem} RAM"),
             format!("load average at the start: {}", loadavg()),
         ];

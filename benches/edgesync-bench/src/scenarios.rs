@@ -79,7 +79,13 @@ async fn init_sync(config: &Path) -> Result<()> {
 impl Env {
     /// A fresh database holding `rows` rows (and an empty `items_raw`), and a
     /// provisioned, empty edge.
-    async fn new(args: &Args, backend: Backend, rows: u64, base: &Path, label: &str) -> Result<Env> {
+    async fn new(
+        args: &Args,
+        backend: Backend,
+        rows: u64,
+        base: &Path,
+        label: &str,
+    ) -> Result<Env> {
         let started = Instant::now();
         let db = BenchDb::create(backend, admin_url(args, backend), label).await?;
         let mut c = db.conn().await?;
@@ -207,7 +213,11 @@ async fn run_main(
 
     // 1. Initial load (and the memory figure at n rows): the real binary.
     let raw_load = raw::load(&mut central, &env.dir.join("raw-load.db")).await?;
-    ensure!(raw_load.0 == n, "the raw load read {} of {n} rows", raw_load.0);
+    ensure!(
+        raw_load.0 == n,
+        "the raw load read {} of {n} rows",
+        raw_load.0
+    );
     let raw_load_rate = rate(n, raw_load.1);
     let run = child::run_measured(bin, &env.config, &["sync"], &env.dir.join("load.log"))?;
     ensure!(
@@ -438,7 +448,10 @@ fn app_workload(
         ))?;
         for id in from..from + n as i64 {
             let note = format!("updated {id:032x}");
-            ensure!(st.execute(rusqlite::params![note, id])? == 1, "row {id} missing");
+            ensure!(
+                st.execute(rusqlite::params![note, id])? == 1,
+                "row {id} missing"
+            );
         }
     }
     tx.commit()?;
@@ -473,7 +486,10 @@ async fn capture_overhead(
     let mut plain = raw::open_sqlite(&plain_path)?;
     plain.execute_batch(&raw::SQLITE_TABLE.replacen("items", "items_cap", 1))?;
     // Twice each, alternating; the better time of each counts.
-    let (mut best_plain, mut best_synced) = ((Duration::MAX, Duration::MAX), (Duration::MAX, Duration::MAX));
+    let (mut best_plain, mut best_synced) = (
+        (Duration::MAX, Duration::MAX),
+        (Duration::MAX, Duration::MAX),
+    );
     for rep in 0..2 {
         let from = 1 + rep * n as i64;
         let p = app_workload(&mut plain, "items_cap", from, n)?;
@@ -481,11 +497,10 @@ async fn capture_overhead(
         best_plain = (best_plain.0.min(p.0), best_plain.1.min(p.1));
         best_synced = (best_synced.0.min(s.0), best_synced.1.min(s.1));
     }
-    let pending: i64 = synced.query_row(
-        "SELECT count(*) FROM items_cap WHERE es_ver > 0",
-        [],
-        |r| r.get(0),
-    )?;
+    let pending: i64 =
+        synced.query_row("SELECT count(*) FROM items_cap WHERE es_ver > 0", [], |r| {
+            r.get(0)
+        })?;
     ensure!(
         pending == 2 * n as i64,
         "the synced table captured {pending} of {} rows",

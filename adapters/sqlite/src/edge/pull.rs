@@ -2,7 +2,8 @@
 //!
 //! A page and its token commit together in one transaction, so an
 //! interrupted load resumes at its last committed page. Statements are
-//! prepared once per connection (`prepare_cached`) and reused for every row.
+//! prepared once per page (see `table::Writer`) and values bound straight
+//! from the page, so a row costs its own lookups and write, nothing more.
 
 use edgesync_core::{PullPage, Result, TableMapping};
 use rusqlite::{params, Connection};
@@ -28,31 +29,37 @@ pub(super) fn apply_pull(
     // A quarantined key keeps its local values until it is retried (checked
     // per row only when the table has any).
     let quarantined = super::quarantine::count(&tx, &m.edge)? > 0;
+    // Without a pending tombstone in the table (the usual case), no key
+    // needs looking up in es_tombstones.
+    let tombstones = t.has_tombstones(&tx)?;
     let mut stats = ApplyStats::default();
     let mut max_hlc = i64::MIN;
-    for change in &page.changes {
-        max_hlc = max_hlc.max(change.hlc);
-        let key = t.bind_key(&change.key)?;
-        let local = t.local(&tx, &key)?;
-        match local {
-            // Written locally and not yet pushed: the push will meet this
-            // central version as a conflict and the policy decides.
-            Some((ver, _)) if ver > wm => stats.skipped_dirty += 1,
-            _ if quarantined && super::quarantine::contains(&tx, &t, &key)? => {
-                stats.skipped_dirty += 1
-            }
-            // Already at this version or a later one.
-            Some((_, Some(cver))) if cver >= change.version => stats.skipped_stale += 1,
-            // Deleted locally, delete not pushed yet: same as dirty.
-            None if t.tombstone(&tx, &key)?.is_some() => stats.skipped_dirty += 1,
-            // Never create a deleted row.
-            None if change.deleted => stats.skipped_stale += 1,
-            _ => {
-                t.put(&tx, &change.key, Some(change), local.is_some())?;
-                if bases {
-                    t.drop_base(&tx, &key)?;
+    {
+        let mut w = t.writer(&tx);
+        for change in &page.changes {
+            max_hlc = max_hlc.max(change.hlc);
+            let key = &change.key;
+            let local = w.local(key)?;
+            match local {
+                // Written locally and not yet pushed: the push will meet this
+                // central version as a conflict and the policy decides.
+                Some((ver, _)) if ver > wm => stats.skipped_dirty += 1,
+                _ if quarantined && super::quarantine::contains(&tx, &t, &t.bind_key(key)?)? => {
+                    stats.skipped_dirty += 1
                 }
-                stats.applied += 1;
+                // Already at this version or a later one.
+                Some((_, Some(cver))) if cver >= change.version => stats.skipped_stale += 1,
+                // Deleted locally, delete not pushed yet: same as dirty.
+                None if tombstones && w.tombstone(key)?.is_some() => stats.skipped_dirty += 1,
+                // Never create a deleted row.
+                None if change.deleted => stats.skipped_stale += 1,
+                _ => {
+                    w.put(key, Some(change), local.is_some())?;
+                    if bases {
+                        w.drop_base(key)?;
+                    }
+                    stats.applied += 1;
+                }
             }
         }
     }

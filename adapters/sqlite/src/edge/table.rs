@@ -3,12 +3,20 @@
 //!
 //! Rows are always addressed by the mapping's key with `IS` matches, never
 //! by rowid, so `WITHOUT ROWID` tables and composite keys work alike.
+//!
+//! The SQL of every statement is built once per [`EdgeTable`] (one per
+//! transaction), and the hot loops (a pull page, a push acknowledgement) go
+//! through a [`Writer`], which prepares each statement once and binds values
+//! straight from the canonical [`Value`]s: no SQL text, parameter vector or
+//! key description is built per row (the description only when an error
+//! needs it).
 
-use edgesync_core::{Change, DeleteMode, Error, Result, TableMapping, Value};
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+use edgesync_core::{Change, ColType, DeleteMode, Error, Result, TableMapping, Value};
+use rusqlite::types::{Null, Value as SqlValue};
+use rusqlite::{params_from_iter, CachedStatement, Connection, OptionalExtension};
 
-use crate::error::SqlResultExt;
+use crate::error::{db_error, SqlResultExt};
 use crate::sql::{self, KeyCol};
 use crate::types::{self, RowReader};
 
@@ -17,23 +25,177 @@ pub(super) struct EdgeTable<'a> {
     pub(super) m: &'a TableMapping,
     pub(super) q: String,
     pub(super) key: Vec<KeyCol>,
-    pub(super) cols: String,
+    sql: Sql,
+}
+
+/// The statements of one table, built once.
+struct Sql {
+    /// `?1..`: key → `(es_ver, es_cver)`.
+    local: String,
+    /// `?1` = tbl, `?2..`: key → tombstone `es_ver`.
+    tombstone: String,
+    /// `?1` = tbl, `?2..`: key.
+    drop_base: String,
+    /// `?1..?n` values, `?n+1` cver, `?n+2` hlc.
+    insert: String,
+    /// `?1..?n` values, `?n+1` cver, `?n+2` hlc, `?n+3` deleted, `?n+4..` key.
+    update: String,
+    /// `?1` cver, `?2` hlc, `?3..` key.
+    mark_deleted: String,
+    /// `?1..` key.
+    delete: String,
+}
+
+/// A value conversion refused by [`types::to_sql`], or a binding error.
+enum BindError {
+    Value(String),
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for BindError {
+    fn from(e: rusqlite::Error) -> Self {
+        BindError::Sql(e)
+    }
+}
+
+/// Bind `v` (a value of a `ty` column) at parameter `idx`, converted exactly
+/// as [`types::to_sql`] converts it, without copying text or bytes and
+/// without chrono's format parser for zoned timestamps.
+fn bind(
+    st: &mut rusqlite::Statement<'_>,
+    idx: usize,
+    v: &Value,
+    ty: ColType,
+    buf: &mut String,
+) -> std::result::Result<(), BindError> {
+    match (v, ty) {
+        (Value::Null, _) => st.raw_bind_parameter(idx, Null)?,
+        (Value::Int(i), ColType::Int) => st.raw_bind_parameter(idx, *i)?,
+        (Value::Text(s), ColType::Text { .. } | ColType::Json)
+        | (Value::Json(s), ColType::Json | ColType::Text { .. }) => {
+            st.raw_bind_parameter(idx, s.as_str())?
+        }
+        (Value::Bytes(b), ColType::Bytes) => st.raw_bind_parameter(idx, b.as_slice())?,
+        (Value::TimestampTz(t), ColType::TimestampTz) if format_timestamptz(t, buf) => {
+            st.raw_bind_parameter(idx, buf.as_str())?
+        }
+        _ => {
+            let sv = types::to_sql(v, ty).map_err(BindError::Value)?;
+            st.raw_bind_parameter(idx, sv)?
+        }
+    }
+    Ok(())
+}
+
+fn push_digits(buf: &mut String, n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut n = n;
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &d in &digits[..width] {
+        buf.push(char::from(d));
+    }
+}
+
+/// `value::format_timestamptz` (`%Y-%m-%d %H:%M:%S%.f%:z`) for the common
+/// case — years 0 to 9999, no leap second, a whole-minute offset — into
+/// `buf`; `false` (and `buf` unspecified) for anything else, which then
+/// takes the general path.
+pub(super) fn format_timestamptz(t: &DateTime<FixedOffset>, buf: &mut String) -> bool {
+    let local = t.naive_local();
+    let year = local.year();
+    let nanos = local.nanosecond();
+    let offset = t.offset().local_minus_utc();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 || offset % 60 != 0 {
+        return false;
+    }
+    buf.clear();
+    push_digits(buf, year as u32, 4);
+    buf.push('-');
+    push_digits(buf, local.month(), 2);
+    buf.push('-');
+    push_digits(buf, local.day(), 2);
+    buf.push(' ');
+    push_digits(buf, local.hour(), 2);
+    buf.push(':');
+    push_digits(buf, local.minute(), 2);
+    buf.push(':');
+    push_digits(buf, local.second(), 2);
+    if nanos != 0 {
+        buf.push('.');
+        if nanos % 1_000_000 == 0 {
+            push_digits(buf, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            push_digits(buf, nanos / 1_000, 6);
+        } else {
+            push_digits(buf, nanos, 9);
+        }
+    }
+    buf.push(if offset < 0 { '-' } else { '+' });
+    let minutes = offset.unsigned_abs() / 60;
+    push_digits(buf, minutes / 60, 2);
+    buf.push(':');
+    push_digits(buf, minutes % 60, 2);
+    true
 }
 
 impl<'a> EdgeTable<'a> {
     pub(super) fn new(m: &'a TableMapping) -> Self {
-        EdgeTable {
-            m,
-            q: sql::ident(&m.edge),
-            key: m
-                .key_columns()
-                .map(|c| KeyCol {
-                    name: c.edge.clone(),
-                    ty: c.edge_ty,
-                })
-                .collect(),
-            cols: sql::column_list("", m.columns.iter().map(|c| c.edge.as_str())),
-        }
+        let q = sql::ident(&m.edge);
+        let key: Vec<KeyCol> = m
+            .key_columns()
+            .map(|c| KeyCol {
+                name: c.edge.clone(),
+                ty: c.edge_ty,
+            })
+            .collect();
+        let cols = sql::column_list("", m.columns.iter().map(|c| c.edge.as_str()));
+        let n = m.columns.len();
+        let sets: Vec<String> = m
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", sql::ident(&c.edge), i + 1))
+            .collect();
+        let sql = Sql {
+            local: format!(
+                "SELECT es_ver, es_cver FROM {q} WHERE {}",
+                sql::key_match_params(1, &key)
+            ),
+            tombstone: format!(
+                "SELECT es_ver FROM es_tombstones WHERE tbl = ?1 AND key = {}",
+                sql::key_json(None, 2, &key)
+            ),
+            drop_base: format!(
+                "DELETE FROM es_base WHERE tbl = ?1 AND key = {}",
+                sql::key_json(None, 2, &key)
+            ),
+            insert: format!(
+                "INSERT INTO {q} ({cols}, es_ver, es_cver, es_hlc, es_deleted) \
+                 VALUES ({}, 0, ?{}, ?{}, 0)",
+                sql::placeholders(1, n),
+                n + 1,
+                n + 2
+            ),
+            update: format!(
+                "UPDATE {q} SET {}, es_cver = COALESCE(?{a}, es_cver), \
+                 es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {}",
+                sets.join(", "),
+                sql::key_match_params(n + 4, &key),
+                a = n + 1,
+                b = n + 2,
+                c = n + 3,
+            ),
+            mark_deleted: format!(
+                "UPDATE {q} SET es_deleted = 1, es_cver = COALESCE(?1, es_cver), \
+                 es_hlc = COALESCE(?2, es_hlc) WHERE {}",
+                sql::key_match_params(3, &key)
+            ),
+            delete: format!("DELETE FROM {q} WHERE {}", sql::key_match_params(1, &key)),
+        };
+        EdgeTable { m, q, key, sql }
     }
 
     pub(super) fn reader(&self) -> RowReader<'_> {
@@ -53,14 +215,28 @@ impl<'a> EdgeTable<'a> {
         self.key.iter().map(|k| k.ty).collect()
     }
 
+    fn key_len_error(&self, key: &[Value]) -> Error {
+        Error::value(format!(
+            "table {}: a key of {} values for a {}-column key",
+            self.m.edge,
+            key.len(),
+            self.key.len()
+        ))
+    }
+
+    fn row_len_error(&self, values: &[Value], key: &[Value]) -> Error {
+        Error::value(format!(
+            "table {}, key {}: a row of {} values for {} columns",
+            self.m.edge,
+            self.m.describe_key(key),
+            values.len(),
+            self.m.columns.len()
+        ))
+    }
+
     pub(super) fn bind_key(&self, key: &[Value]) -> Result<Vec<SqlValue>> {
         if key.len() != self.key.len() {
-            return Err(Error::value(format!(
-                "table {}: a key of {} values for a {}-column key",
-                self.m.edge,
-                key.len(),
-                self.key.len()
-            )));
+            return Err(self.key_len_error(key));
         }
         types::bind_values(
             &self.m.edge,
@@ -72,13 +248,7 @@ impl<'a> EdgeTable<'a> {
 
     pub(super) fn bind_row(&self, values: &[Value], key: &[Value]) -> Result<Vec<SqlValue>> {
         if values.len() != self.m.columns.len() {
-            return Err(Error::value(format!(
-                "table {}, key {}: a row of {} values for {} columns",
-                self.m.edge,
-                self.m.describe_key(key),
-                values.len(),
-                self.m.columns.len()
-            )));
+            return Err(self.row_len_error(values, key));
         }
         types::bind_values(
             &self.m.edge,
@@ -94,29 +264,22 @@ impl<'a> EdgeTable<'a> {
         conn: &Connection,
         key: &[SqlValue],
     ) -> Result<Option<(i64, Option<i64>)>> {
-        conn.prepare_cached(&format!(
-            "SELECT es_ver, es_cver FROM {} WHERE {}",
-            self.q,
-            sql::key_match_params(1, &self.key)
-        ))
-        .db()?
-        .query_row(params_from_iter(key), |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .db()
+        conn.prepare_cached(&self.sql.local)
+            .db()?
+            .query_row(params_from_iter(key), |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .db()
     }
 
     /// The sequence of a pending tombstone for the key, if any.
     pub(super) fn tombstone(&self, conn: &Connection, key: &[SqlValue]) -> Result<Option<i64>> {
         let mut params = vec![SqlValue::Text(self.m.edge.clone())];
         params.extend(key.iter().cloned());
-        conn.prepare_cached(&format!(
-            "SELECT es_ver FROM es_tombstones WHERE tbl = ?1 AND key = {}",
-            sql::key_json(None, 2, &self.key)
-        ))
-        .db()?
-        .query_row(params_from_iter(params), |r| r.get(0))
-        .optional()
-        .db()
+        conn.prepare_cached(&self.sql.tombstone)
+            .db()?
+            .query_row(params_from_iter(params), |r| r.get(0))
+            .optional()
+            .db()
     }
 
     /// Does the table have any conflict base in `es_base`? (Checked once per
@@ -132,17 +295,23 @@ impl<'a> EdgeTable<'a> {
             .db()
     }
 
+    /// Does the table have any pending tombstone? (Checked once per
+    /// transaction: without any, no key needs looking up.)
+    pub(super) fn has_tombstones(&self, conn: &Connection) -> Result<bool> {
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM es_tombstones WHERE tbl = ?1)")
+            .db()?
+            .query_row([&self.m.edge], |r| r.get(0))
+            .db()
+    }
+
     /// Forget the conflict base of a key (the row is clean again, or gone).
     pub(super) fn drop_base(&self, conn: &Connection, key: &[SqlValue]) -> Result<()> {
         let mut params = vec![SqlValue::Text(self.m.edge.clone())];
         params.extend(key.iter().cloned());
-        conn.prepare_cached(&format!(
-            "DELETE FROM es_base WHERE tbl = ?1 AND key = {}",
-            sql::key_json(None, 2, &self.key)
-        ))
-        .db()?
-        .execute(params_from_iter(params))
-        .db()?;
+        conn.prepare_cached(&self.sql.drop_base)
+            .db()?
+            .execute(params_from_iter(params))
+            .db()?;
         Ok(())
     }
 
@@ -173,11 +342,7 @@ impl<'a> EdgeTable<'a> {
         Ok(())
     }
 
-    /// Make the local row what the central says: `state` is a pull-style
-    /// change (`None`, or no values and deleted: the row is gone centrally).
-    /// Soft tables keep a deleted row with its marker; hard tables remove it.
-    /// A row the edge does not have is inserted with `es_ver = 0` (never
-    /// written locally); a deleted one is never created.
+    /// Make the local row what the central says (see [`Writer::put`]).
     pub(super) fn put(
         &self,
         conn: &Connection,
@@ -185,86 +350,225 @@ impl<'a> EdgeTable<'a> {
         state: Option<&Change>,
         exists: bool,
     ) -> Result<()> {
-        let key_sql = self.bind_key(key)?;
-        let n = self.m.columns.len();
+        self.writer(conn).put(key, state, exists)
+    }
+
+    /// A writer holding this table's statements on `conn`.
+    pub(super) fn writer<'t, 'c>(&'t self, conn: &'c Connection) -> Writer<'t, 'c> {
+        Writer {
+            t: self,
+            conn,
+            local: None,
+            tombstone: None,
+            drop_base: None,
+            insert: None,
+            update: None,
+            mark_deleted: None,
+            delete: None,
+            buf: String::with_capacity(40),
+        }
+    }
+}
+
+/// The statements of one [`EdgeTable`] on one connection, each prepared on
+/// first use and kept for the writer's life (a page, a batch).
+pub(super) struct Writer<'t, 'c> {
+    t: &'t EdgeTable<'t>,
+    conn: &'c Connection,
+    local: Option<CachedStatement<'c>>,
+    tombstone: Option<CachedStatement<'c>>,
+    drop_base: Option<CachedStatement<'c>>,
+    insert: Option<CachedStatement<'c>>,
+    update: Option<CachedStatement<'c>>,
+    mark_deleted: Option<CachedStatement<'c>>,
+    delete: Option<CachedStatement<'c>>,
+    /// Scratch text for converted values.
+    buf: String,
+}
+
+/// The statement in `slot`, prepared from `sql` on first use.
+fn prepared<'s, 'c>(
+    slot: &'s mut Option<CachedStatement<'c>>,
+    conn: &'c Connection,
+    sql: &str,
+) -> Result<&'s mut CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql).db()?);
+    }
+    slot.as_mut()
+        .ok_or_else(|| Error::internal("a statement was not prepared"))
+}
+
+/// Which values a statement binds, for messages.
+#[derive(Clone, Copy)]
+enum Part {
+    Key,
+    Row,
+}
+
+impl<'t> Writer<'t, '_> {
+    /// The message of a failed conversion, naming the table, column and key.
+    fn bind_error(&self, part: Part, i: usize, key: &[Value], e: BindError) -> Error {
+        match e {
+            BindError::Value(msg) => {
+                let name = match part {
+                    Part::Key => &self.t.key[i].name,
+                    Part::Row => &self.t.m.columns[i].edge,
+                };
+                Error::value(format!(
+                    "table {}, column {name}, key {}: {msg}",
+                    self.t.m.edge,
+                    self.t.m.describe_key(key)
+                ))
+            }
+            BindError::Sql(e) => db_error(e),
+        }
+    }
+
+    /// Bind the key values at `first..`.
+    fn bind_key(
+        t: &EdgeTable<'t>,
+        st: &mut rusqlite::Statement<'_>,
+        first: usize,
+        key: &[Value],
+        buf: &mut String,
+    ) -> std::result::Result<(), (usize, BindError)> {
+        for (j, (k, v)) in t.key.iter().zip(key).enumerate() {
+            bind(st, first + j, v, k.ty, buf).map_err(|e| (j, e))?;
+        }
+        Ok(())
+    }
+
+    /// Bind the row values at `1..=n`.
+    fn bind_row(
+        t: &EdgeTable<'t>,
+        st: &mut rusqlite::Statement<'_>,
+        values: &[Value],
+        buf: &mut String,
+    ) -> std::result::Result<(), (usize, BindError)> {
+        for (i, (c, v)) in t.m.columns.iter().zip(values).enumerate() {
+            bind(st, 1 + i, v, c.edge_ty, buf).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, key: &[Value]) -> Result<()> {
+        if key.len() == self.t.key.len() {
+            Ok(())
+        } else {
+            Err(self.t.key_len_error(key))
+        }
+    }
+
+    /// The local row's `(es_ver, es_cver)`, if the row exists.
+    pub(super) fn local(&mut self, key: &[Value]) -> Result<Option<(i64, Option<i64>)>> {
+        self.check_key(key)?;
+        let st = prepared(&mut self.local, self.conn, &self.t.sql.local)?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 1, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        let mut rows = st.raw_query();
+        match rows.next().db()? {
+            Some(r) => Ok(Some((r.get(0).db()?, r.get(1).db()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The sequence of a pending tombstone for the key, if any.
+    pub(super) fn tombstone(&mut self, key: &[Value]) -> Result<Option<i64>> {
+        self.check_key(key)?;
+        let st = prepared(&mut self.tombstone, self.conn, &self.t.sql.tombstone)?;
+        st.raw_bind_parameter(1, self.t.m.edge.as_str()).db()?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 2, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        let mut rows = st.raw_query();
+        match rows.next().db()? {
+            Some(r) => Ok(Some(r.get(0).db()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget the conflict base of a key.
+    pub(super) fn drop_base(&mut self, key: &[Value]) -> Result<()> {
+        self.check_key(key)?;
+        let st = prepared(&mut self.drop_base, self.conn, &self.t.sql.drop_base)?;
+        st.raw_bind_parameter(1, self.t.m.edge.as_str()).db()?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 2, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        st.raw_execute().db()?;
+        Ok(())
+    }
+
+    /// Make the local row what the central says: `state` is a pull-style
+    /// change (`None`, or no values and deleted: the row is gone centrally).
+    /// Soft tables keep a deleted row with its marker; hard tables remove it.
+    /// A row the edge does not have is inserted with `es_ver = 0` (never
+    /// written locally); a deleted one is never created.
+    pub(super) fn put(
+        &mut self,
+        key: &[Value],
+        state: Option<&Change>,
+        exists: bool,
+    ) -> Result<()> {
+        self.check_key(key)?;
+        let t = self.t;
+        let n = t.m.columns.len();
         let gone = state.is_none_or(|c| c.deleted);
         let values = state.and_then(|c| c.values.as_deref());
         let version = state.map(|c| c.version);
         let hlc = state.map(|c| c.hlc);
-        let context = || format!("table {}, key {}", self.m.edge, self.m.describe_key(key));
-        if gone && (!exists || self.m.deletes == DeleteMode::Hard) {
+        let context = || format!("table {}, key {}", t.m.edge, t.m.describe_key(key));
+        if let Some(v) = values {
+            if v.len() != n {
+                return Err(t.row_len_error(v, key));
+            }
+        }
+        if gone && (!exists || t.m.deletes == DeleteMode::Hard) {
             if exists {
-                let sql = format!(
-                    "DELETE FROM {} WHERE {}",
-                    self.q,
-                    sql::key_match_params(1, &self.key)
-                );
-                conn.prepare_cached(&sql)
-                    .db()?
-                    .execute(params_from_iter(&key_sql))
-                    .db_ctx(context)?;
+                let st = prepared(&mut self.delete, self.conn, &t.sql.delete)?;
+                if let Err((j, e)) = Self::bind_key(t, st, 1, key, &mut self.buf) {
+                    return Err(self.bind_error(Part::Key, j, key, e));
+                }
+                st.raw_execute().db_ctx(context)?;
             }
             return Ok(());
         }
         let deleted = i64::from(gone);
+        let opt = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Integer);
         match (values, exists) {
             (Some(values), true) => {
-                let sets: Vec<String> = self
-                    .m
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| format!("{} = ?{}", sql::ident(&c.edge), i + 1))
-                    .collect();
-                let sql = format!(
-                    "UPDATE {} SET {}, es_cver = COALESCE(?{a}, es_cver), es_hlc = COALESCE(?{b}, es_hlc), \
-                     es_deleted = ?{c} WHERE {}",
-                    self.q,
-                    sets.join(", "),
-                    sql::key_match_params(n + 4, &self.key),
-                    a = n + 1,
-                    b = n + 2,
-                    c = n + 3,
-                );
-                let mut params = self.bind_row(values, key)?;
-                params.extend([opt_sql(version), opt_sql(hlc), SqlValue::Integer(deleted)]);
-                params.extend(key_sql);
-                conn.prepare_cached(&sql)
-                    .db()?
-                    .execute(params_from_iter(params))
-                    .db_ctx(context)?;
+                let st = prepared(&mut self.update, self.conn, &t.sql.update)?;
+                if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
+                    return Err(self.bind_error(Part::Row, i, key, e));
+                }
+                st.raw_bind_parameter(n + 1, opt(version)).db()?;
+                st.raw_bind_parameter(n + 2, opt(hlc)).db()?;
+                st.raw_bind_parameter(n + 3, deleted).db()?;
+                if let Err((j, e)) = Self::bind_key(t, st, n + 4, key, &mut self.buf) {
+                    return Err(self.bind_error(Part::Key, j, key, e));
+                }
+                st.raw_execute().db_ctx(context)?;
             }
             (None, true) => {
                 // Soft delete without values: set the marker only.
-                let sql = format!(
-                    "UPDATE {} SET es_deleted = 1, es_cver = COALESCE(?1, es_cver), \
-                     es_hlc = COALESCE(?2, es_hlc) WHERE {}",
-                    self.q,
-                    sql::key_match_params(3, &self.key)
-                );
-                let mut params = vec![opt_sql(version), opt_sql(hlc)];
-                params.extend(key_sql);
-                conn.prepare_cached(&sql)
-                    .db()?
-                    .execute(params_from_iter(params))
-                    .db_ctx(context)?;
+                let st = prepared(&mut self.mark_deleted, self.conn, &t.sql.mark_deleted)?;
+                st.raw_bind_parameter(1, opt(version)).db()?;
+                st.raw_bind_parameter(2, opt(hlc)).db()?;
+                if let Err((j, e)) = Self::bind_key(t, st, 3, key, &mut self.buf) {
+                    return Err(self.bind_error(Part::Key, j, key, e));
+                }
+                st.raw_execute().db_ctx(context)?;
             }
             (Some(values), false) => {
-                let sql = format!(
-                    "INSERT INTO {} ({}, es_ver, es_cver, es_hlc, es_deleted) VALUES ({}, 0, ?{}, ?{}, 0)",
-                    self.q,
-                    self.cols,
-                    sql::placeholders(1, n),
-                    n + 1,
-                    n + 2
-                );
-                let mut params = self.bind_row(values, key)?;
-                params.push(opt_sql(version));
-                params.push(SqlValue::Integer(hlc.unwrap_or(0)));
-                conn.prepare_cached(&sql)
-                    .db()?
-                    .execute(params_from_iter(params))
-                    .db_ctx(context)?;
+                let st = prepared(&mut self.insert, self.conn, &t.sql.insert)?;
+                if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
+                    return Err(self.bind_error(Part::Row, i, key, e));
+                }
+                st.raw_bind_parameter(n + 1, opt(version)).db()?;
+                st.raw_bind_parameter(n + 2, hlc.unwrap_or(0)).db()?;
+                st.raw_execute().db_ctx(context)?;
             }
             (None, false) => {
                 return Err(Error::value(format!(
@@ -280,4 +584,69 @@ impl<'a> EdgeTable<'a> {
 /// `Option<i64>` as an SQL value (NULL for `None`).
 pub(super) fn opt_sql(v: Option<i64>) -> SqlValue {
     v.map_or(SqlValue::Null, SqlValue::Integer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone};
+
+    #[test]
+    fn zoned_timestamps_format_as_the_general_path_does() {
+        let offsets = [
+            0,
+            3600,
+            -3600,
+            5 * 3600 + 1800,
+            -(9 * 3600 + 45 * 60),
+            14 * 3600,
+        ];
+        let nanos = [
+            0,
+            1_000_000,
+            120_000_000,
+            123_456_000,
+            1_000,
+            123_456_789,
+            999_999_999,
+            7,
+        ];
+        let dates = [
+            (1, 1, 1),
+            (999, 12, 31),
+            (1969, 12, 31),
+            (1970, 1, 1),
+            (2024, 2, 29),
+            (2038, 1, 19),
+            (9999, 12, 31),
+        ];
+        let mut buf = String::new();
+        let mut checked = 0;
+        for &off in &offsets {
+            let tz = FixedOffset::east_opt(off).expect("offset");
+            for &(y, m, d) in &dates {
+                for &ns in &nanos {
+                    let naive = NaiveDate::from_ymd_opt(y, m, d)
+                        .and_then(|d| d.and_hms_nano_opt(23, 59, 58, ns))
+                        .expect("date");
+                    let Some(t) = tz.from_local_datetime(&naive).single() else {
+                        continue;
+                    };
+                    let expected = edgesync_core::value::format_timestamptz(&t);
+                    if format_timestamptz(&t, &mut buf) {
+                        assert_eq!(buf, expected, "{t:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 300, "{checked}");
+        // Outside the fast path: left to the general one.
+        let odd = FixedOffset::east_opt(30).expect("offset");
+        let t = odd
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time");
+        assert!(!format_timestamptz(&t, &mut buf));
+    }
 }

@@ -1,0 +1,289 @@
+//! The endpoints behind the pipeline of [`super::server`]: each takes the
+//! authenticated request (the credential's node, tenant and params, and the
+//! decoded body) and answers with a JSON body or a [`Refusal`].
+//!
+//! Whatever the body says, the node, tenant and params are the
+//! credential's: a body naming another node or tenant is refused, a table
+//! the hub does not serve is refused, and with a filter, every pushed row
+//! and every central row a push would change must be in the node's scope,
+//! while a pull hands out only rows in it.
+
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use edgesync_core::central::{AuditEntry, NodeToken};
+use edgesync_core::ErrorKind;
+use serde::Serialize;
+
+use super::protocol as p;
+use super::server::{decode_refusal, Hub, HubTable, Refusal};
+
+/// What an authenticated request carries into its endpoint.
+pub(super) struct Authed {
+    /// The credential.
+    pub token: NodeToken,
+    /// The body, inflated.
+    pub body: Vec<u8>,
+}
+
+pub(super) fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, Refusal> {
+    serde_json::to_vec(v).map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot encode the answer: {e}"),
+        )
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(a: &Authed) -> Result<T, Refusal> {
+    p::decode_json(&a.body).map_err(|e| {
+        decode_refusal(e, &|| {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large")
+        })
+    })
+}
+
+pub(super) fn register(hub: &Hub, a: &Authed) -> p::RegisterResponse {
+    p::RegisterResponse {
+        node: a.token.node.clone(),
+        tenant: a.token.tenant.clone(),
+        tables: hub
+            .tables
+            .iter()
+            .map(|t| p::TableInfo {
+                central: t.mapping.central.to_string(),
+                edge: t.mapping.edge.clone(),
+                schema: p::served_schema(&t.mapping),
+                direction: t.mapping.direction,
+                deletes: t.mapping.deletes,
+                conflict: t.mapping.conflict,
+                layout: t.layout.clone(),
+                filtered: t.filter.is_some(),
+            })
+            .collect(),
+        max_page_rows: hub.limits.max_page_rows,
+        max_body_bytes: hub.limits.max_body_bytes,
+    }
+}
+
+pub(super) fn describe(hub: &Hub, a: &Authed, audit: &mut AuditEntry) -> Result<Vec<u8>, Refusal> {
+    let req: p::DescribeRequest = decode(a)?;
+    audit.table = Some(req.table.clone());
+    json(&p::DescribeResponse {
+        schema: hub.table(&req.table).map(|t| p::served_schema(&t.mapping)),
+    })
+}
+
+/// The checks push and pull share: the body's node and tenant are the
+/// credential's, the table is served, the layout matches.
+fn scope_check<'h>(
+    hub: &'h Hub,
+    a: &Authed,
+    node: &str,
+    tenant: Option<&str>,
+    table: &str,
+    layout: &str,
+    audit: &mut AuditEntry,
+) -> Result<&'h HubTable, Refusal> {
+    audit.table = Some(table.to_string());
+    if node != a.token.node {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_node",
+            format!(
+                "this credential is node {}'s; it cannot act as node {node}",
+                a.token.node
+            ),
+        ));
+    }
+    if let Some(t) = tenant {
+        if Some(t) != a.token.tenant.as_deref() {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_tenant",
+                format!("node {} does not belong to tenant {t}", a.token.node),
+            ));
+        }
+    }
+    let Some(t) = hub.table(table) else {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_table",
+            format!(
+                "this hub does not sync table {table} for node {}",
+                a.token.node
+            ),
+        ));
+    };
+    if t.layout != layout {
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
+            "layout_mismatch",
+            format!(
+                "this edge maps table {table} differently from the hub (columns, key or deletes); \
+                 the hub's config is authoritative: run `edgesync check-config` on the edge"
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+fn bind<'f>(t: &'f HubTable, a: &Authed) -> Result<Option<super::scope::Bound<'f>>, Refusal> {
+    t.filter
+        .as_ref()
+        .map(|f| f.bind(a.token.tenant.as_deref(), &a.token.params))
+        .transpose()
+        .map_err(|m| {
+            Refusal::new(
+                StatusCode::FORBIDDEN,
+                "unbound_param",
+                format!(
+                    "table {}: the filter needs a value node {} has no credential for: {m}",
+                    t.mapping.central, a.token.node
+                ),
+            )
+        })
+}
+
+pub(super) async fn push(
+    hub: &Hub,
+    a: &Authed,
+    audit: &mut AuditEntry,
+) -> Result<Vec<u8>, Refusal> {
+    let req: p::PushRequest = decode(a)?;
+    audit.batch_hi = Some(req.batch.hi);
+    audit.rows = i64::try_from(req.batch.changes.len()).unwrap_or(i64::MAX);
+    let t = scope_check(
+        hub,
+        a,
+        &req.node,
+        req.tenant.as_deref(),
+        &req.table,
+        &req.layout,
+        audit,
+    )?;
+    if !t.mapping.direction.pushes() {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_direction",
+            format!("table {} is pull-only on this hub", req.table),
+        ));
+    }
+    p::check_push_shape(&req, &t.mapping).map_err(|e| {
+        decode_refusal(e, &|| {
+            Refusal::new(StatusCode::BAD_REQUEST, "bad_request", "bad batch")
+        })
+    })?;
+    if let Some(scope) = bind(t, a)? {
+        let out_of_scope = |what: &str, i: usize| {
+            let key = t.mapping.describe_key(&req.batch.changes[i].key);
+            let mut r = Refusal::new(
+                StatusCode::FORBIDDEN,
+                "out_of_scope_row",
+                format!(
+                    "table {}, key {key}: {what} is outside node {}'s scope (the table's filter)",
+                    req.table, a.token.node
+                ),
+            );
+            // The row itself is refused: the edge quarantines it and the
+            // rest of its changes keep flowing.
+            r.kind = ErrorKind::Constraint;
+            r
+        };
+        for (i, c) in req.batch.changes.iter().enumerate() {
+            if c.values.as_ref().is_some_and(|v| !scope.selects(v)) {
+                return Err(out_of_scope("the pushed row", i));
+            }
+        }
+        let keys: Vec<_> = req.batch.changes.iter().map(|c| c.key.clone()).collect();
+        let current = hub
+            .store()
+            .map_err(Refusal::central)?
+            .current_rows(&t.mapping, &keys)
+            .await
+            .map_err(Refusal::central)?;
+        for (i, row) in current.iter().enumerate() {
+            if row.as_ref().is_some_and(|v| !scope.selects(v)) {
+                return Err(out_of_scope("the central row it would change", i));
+            }
+        }
+    }
+    let result = hub
+        .central
+        .push(&a.token.node, &t.mapping, &req.batch)
+        .await
+        .map_err(Refusal::central)?;
+    hub.metrics
+        .rows_pushed
+        .fetch_add(req.batch.changes.len() as u64, Ordering::Relaxed);
+    json(&result)
+}
+
+pub(super) async fn pull(
+    hub: &Hub,
+    a: &Authed,
+    audit: &mut AuditEntry,
+) -> Result<Vec<u8>, Refusal> {
+    let req: p::PullRequest = decode(a)?;
+    audit.page = Some(req.token.clone().unwrap_or_default());
+    let t = scope_check(
+        hub,
+        a,
+        &req.node,
+        req.tenant.as_deref(),
+        &req.table,
+        &req.layout,
+        audit,
+    )?;
+    if !t.mapping.direction.pulls() {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_direction",
+            format!("table {} is push-only on this hub", req.table),
+        ));
+    }
+    let scope = bind(t, a)?;
+    let limit = req.limit.clamp(1, hub.limits.max_page_rows);
+    let mut page = hub
+        .central
+        .pull(&a.token.node, &t.mapping, req.token.as_deref(), limit)
+        .await
+        .map_err(Refusal::central)?;
+    if let Some(scope) = scope {
+        // Tombstones carry only a key; rows outside the scope are left out.
+        page.changes
+            .retain(|c| c.values.as_ref().is_none_or(|v| scope.selects(v)));
+    }
+    audit.rows = i64::try_from(page.changes.len()).unwrap_or(i64::MAX);
+    hub.metrics
+        .rows_pulled
+        .fetch_add(page.changes.len() as u64, Ordering::Relaxed);
+    json(&page)
+}
+
+pub(super) async fn conflicts(hub: &Hub, a: &Authed) -> Result<Vec<u8>, Refusal> {
+    let req: p::ConflictsRequest = decode(a)?;
+    let limit = req.limit.min(10_000);
+    let mut list = hub
+        .central
+        .conflicts(req.all, 10_000)
+        .await
+        .map_err(Refusal::central)?;
+    list.retain(|c| c.node == a.token.node);
+    list.truncate(limit);
+    json(&list)
+}
+
+pub(super) async fn progress(hub: &Hub, a: &Authed) -> Result<Vec<u8>, Refusal> {
+    let list: Vec<p::Progress> = hub
+        .central
+        .progress()
+        .await
+        .map_err(Refusal::central)?
+        .into_iter()
+        .filter(|p| p.node == a.token.node)
+        .map(p::Progress::from)
+        .collect();
+    json(&list)
+}
