@@ -808,7 +808,30 @@ async fn the_daemon_syncs_through_the_hub(backend: Backend) {
     );
 }
 
+/// Spec: the hub's sync.toml is authoritative for tables; an edge config
+/// that names only its hub, credential and edge files syncs every table
+/// the hub serves it.
+async fn an_edge_config_without_tables_takes_them_from_the_hub(backend: Backend) {
+    let h = HubEnv::new(backend, &["a"], &ITEMS, TABLES, "").await;
+    let url = h.hubs[0].url.clone();
+    h.write_edge_config(&url, "", "");
+    let cfg = std::fs::read_to_string(h.env.config_path()).expect("edge config");
+    assert!(!cfg.contains("[[table]]"), "{cfg}");
+    central_run(&h.env, "INSERT INTO items (id, name, qty) VALUES (1, 'from hq', 1);").await;
+    let out = h.env.cli(&["init-sync"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let out = h.env.cli(&["sync"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("a items") && stdout.contains("a notes"), "{stdout}");
+    assert_eq!(
+        query_text(&h.env.edge("a"), "SELECT id, name FROM items"),
+        rows(&[&["1", "from hq"]])
+    );
+}
+
 hub_backends!(
+    an_edge_config_without_tables_takes_them_from_the_hub,
     the_daemon_syncs_through_the_hub,
     an_edge_mapping_that_differs_from_the_hubs_is_refused,
     a_node_over_its_rate_is_told_when_to_retry,

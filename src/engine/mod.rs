@@ -102,6 +102,14 @@ impl Engine {
             }
         }
         let central = crate::centrals::connect(&config.central, &base_dir).await?;
+        // Spec: behind a hub, the hub's sync.toml is authoritative for the
+        // tables; an edge config that lists none takes the hub's list.
+        let mut config = config;
+        if config.tables.is_empty() && config.central.is_hub() {
+            config.tables = crate::hub::client::hub_table_configs(&config.central)
+                .await
+                .context("asking the hub which tables this node syncs")?;
+        }
         let central_tables =
             mapping::resolve_central(&config, central.as_ref(), sel.table.as_deref()).await?;
         let mut edges = Vec::new();
