@@ -125,9 +125,9 @@ pub(super) fn format_timestamptz(t: &DateTime<FixedOffset>, buf: &mut String) ->
     push_digits(buf, local.second(), 2);
     if nanos != 0 {
         buf.push('.');
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             push_digits(buf, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             push_digits(buf, nanos / 1_000, 6);
         } else {
             push_digits(buf, nanos, 9);
