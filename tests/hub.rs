@@ -817,13 +817,20 @@ async fn an_edge_config_without_tables_takes_them_from_the_hub(backend: Backend)
     h.write_edge_config(&url, "", "");
     let cfg = std::fs::read_to_string(h.env.config_path()).expect("edge config");
     assert!(!cfg.contains("[[table]]"), "{cfg}");
-    central_run(&h.env, "INSERT INTO items (id, name, qty) VALUES (1, 'from hq', 1);").await;
+    central_run(
+        &h.env,
+        "INSERT INTO items (id, name, qty) VALUES (1, 'from hq', 1);",
+    )
+    .await;
     let out = h.env.cli(&["init-sync"]);
     assert!(out.status.success(), "{}", crate::common::stderr(&out));
     let out = h.env.cli(&["sync"]);
     assert!(out.status.success(), "{}", crate::common::stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("a items") && stdout.contains("a notes"), "{stdout}");
+    assert!(
+        stdout.contains("a items") && stdout.contains("a notes"),
+        "{stdout}"
+    );
     assert_eq!(
         query_text(&h.env.edge("a"), "SELECT id, name FROM items"),
         rows(&[&["1", "from hq"]])
