@@ -134,6 +134,14 @@ async fn isolate(
 
 /// Pull one complete pass of central changes for one table, page by page;
 /// each page commits on the edge with its resume token.
+///
+/// The central reads page `k + 1` while the edge applies page `k`: the next
+/// page's token is known as soon as page `k` arrives, and the two run on
+/// different databases (and threads), so a large pull takes about as long
+/// as the slower side rather than the sum of both. At most two pages are in
+/// memory. Every page still commits with its own token, in order; if the
+/// apply fails, the page read ahead is dropped and the next pass resumes
+/// from the last committed token.
 pub async fn pull_table(
     central: &dyn Central,
     db: &EdgeDb,
@@ -142,19 +150,26 @@ pub async fn pull_table(
     page_rows: usize,
     stats: &mut TableStats,
 ) -> Result<()> {
-    let mut token = db.pull_token(table).await?;
-    loop {
-        let page = central
+    let fetch = |token: Option<String>| async move {
+        central
             .pull(node, table, token.as_deref(), page_rows)
             .await
-            .with_context(|| format!("pulling table {}", table.edge))?;
-        let applied = db.apply_pull(table, &page).await?;
-        stats.pulled += applied.applied;
-        stats.pull_pages += 1;
+            .with_context(|| format!("pulling table {}", table.edge))
+    };
+    let mut page = fetch(db.pull_token(table).await?).await?;
+    loop {
         if page.done {
+            let applied = db.apply_pull(table, &page).await?;
+            stats.pulled += applied.applied;
+            stats.pull_pages += 1;
             return Ok(());
         }
-        token = Some(page.token);
+        let (applied, next) =
+            tokio::join!(db.apply_pull(table, &page), fetch(Some(page.token.clone())));
+        let applied = applied?;
+        stats.pulled += applied.applied;
+        stats.pull_pages += 1;
+        page = next?;
     }
 }
 

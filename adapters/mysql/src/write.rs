@@ -104,6 +104,12 @@ pub(crate) async fn fetch_current(
         .map(|c| format!("t.{}", ident(&c.central)))
         .collect();
     let n = t.columns.len();
+    // What each column is called in messages, built once per batch.
+    let what: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("{}.{}", t.central, c.central))
+        .collect();
     for Range { start, end } in sql::chunks(idx.len(), 1 + nk, |k| bytes(&keys[k])) {
         let query = format!(
             "SELECT u.es_ord, {cols}, t.es_ver, t.es_deleted, t.es_hlc, t.es_origin, t.es_oseq
@@ -127,9 +133,8 @@ pub(crate) async fn fetch_current(
             let mut next = || v.next().unwrap_or(My::NULL);
             let pos = ordinal(next(), idx.len())?;
             let mut vals = Vec::with_capacity(n);
-            for c in &t.columns {
-                let what = format!("{}.{}", t.central, c.central);
-                vals.push(types::decode(next(), c.ty, &what)?);
+            for (c, what) in t.columns.iter().zip(&what) {
+                vals.push(crate::pull::decode(next(), c.ty, what)?);
             }
             let version = int_or_null(next())?.unwrap_or(PENDING);
             let deleted = int_or_null(next())?.unwrap_or(0) != 0;

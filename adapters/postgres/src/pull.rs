@@ -15,7 +15,7 @@
 //! target snapshot, which the next pass repeats (the edge skips versions it
 //! already has).
 
-use edgesync_core::{Change, Error, ErrorKind, PullPage, Result, TableMapping};
+use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -245,35 +245,59 @@ impl Page<'_> {
             table = sql::table_ref(&t.central),
             order = sql::key_columns(t, Some("t")).join(", "),
         );
-        let rows = p
-            .query(query)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(ctx("reading changed rows"))?;
         let nk = t.key.len();
         let n = t.columns.len();
-        let mut out = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for r in &rows {
-            let mut values = Vec::with_capacity(n);
-            for (k, c) in t.columns.iter().enumerate() {
-                let what = format!("{}.{}", t.central, c.central);
-                values.push(types::decode(r, nk + k, c.ty, &what)?);
+        // What each column is called in messages, built once per page.
+        let what: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{}.{}", t.central, c.central))
+            .collect();
+        // Rows are decoded as they arrive, while the server is still
+        // sending the rest of the page; the last one is kept for the cursor.
+        let mut last_row: Option<PgRow> = None;
+        let decoded = p
+            .query(query)
+            .try_map(|r: PgRow| {
+                let change = (|| {
+                    let mut values = Vec::with_capacity(n);
+                    for (k, c) in t.columns.iter().enumerate() {
+                        values.push(decode(&r, nk + k, c.ty, &what[k])?);
+                    }
+                    Ok::<_, Error>(Change {
+                        key: t.key_of(&values),
+                        values: Some(values),
+                        version: get(&r, nk + n)?,
+                        deleted: get(&r, nk + n + 1)?,
+                        base: None,
+                        hlc: get(&r, nk + n + 2)?,
+                    })
+                })()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                last_row = Some(r);
+                Ok(change)
+            })
+            .fetch_all(&mut *conn)
+            .await;
+        let out = match decoded {
+            Ok(out) => out,
+            // A value of ours that did not convert: its own error.
+            Err(sqlx::Error::Decode(e)) if e.is::<Error>() => {
+                return Err(*e
+                    .downcast::<Error>()
+                    .map_err(|_| Error::internal("a decode error changed type"))?)
             }
-            out.push(Change {
-                key: t.key_of(&values),
-                values: Some(values),
-                version: get(r, nk + n)?,
-                deleted: get(r, nk + n + 1)?,
-                base: None,
-                hlc: get(r, nk + n + 2)?,
-            });
-            last = Some(
+            Err(e) => return Err(ctx("reading changed rows")(e)),
+        };
+        // The cursor: the last row's key text.
+        let last = match &last_row {
+            Some(r) => Some(
                 (0..nk)
                     .map(|j| get(r, j))
                     .collect::<Result<Vec<String>>>()?,
-            );
-        }
+            ),
+            None => None,
+        };
         Ok((out, last))
     }
 
@@ -316,14 +340,17 @@ impl Page<'_> {
             .await
             .map_err(ctx("reading tombstones"))?;
         let nk = t.key.len();
+        let what: Vec<String> = t
+            .key
+            .iter()
+            .map(|&i| format!("{} tombstone key {}", t.central, t.columns[i].central))
+            .collect();
         let mut out = Vec::with_capacity(rows.len());
         let mut last = None;
         for r in &rows {
             let mut key = Vec::with_capacity(nk);
             for (j, &i) in t.key.iter().enumerate() {
-                let c = &t.columns[i];
-                let what = format!("{} tombstone key {}", t.central, c.central);
-                key.push(types::decode(r, 1 + j, c.ty, &what)?);
+                key.push(types::decode(r, 1 + j, t.columns[i].ty, &what[j])?);
             }
             out.push(Change {
                 key,
@@ -344,6 +371,40 @@ impl Page<'_> {
     }
 }
 
+/// [`types::decode`], except that a decimal PostgreSQL already sends in
+/// canonical form (the usual case: `numeric::text` has no exponent, no `+`
+/// and no redundant zeros) is taken as is instead of being rebuilt.
+fn decode(r: &PgRow, idx: usize, ty: ColType, what: &str) -> Result<Value> {
+    if let ColType::Decimal { .. } = ty {
+        if let Ok(Some(s)) = r.try_get::<Option<String>, _>(idx) {
+            if is_canonical_decimal(&s) {
+                return Ok(Value::Decimal(s));
+            }
+        }
+    }
+    types::decode(r, idx, ty, what)
+}
+
+/// Is `s` exactly what `canonical_decimal` makes of it: an optional `-`
+/// (not on a zero), an integer part without redundant leading zeros, and
+/// an optional non-empty fraction?
+fn is_canonical_decimal(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return false;
+    }
+    if int.len() > 1 && int.starts_with('0') {
+        return false;
+    }
+    let zero = int == "0" && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
+    !(zero && body.len() != s.len())
+}
+
 fn get<'r, T>(r: &'r PgRow, i: usize) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
@@ -354,6 +415,48 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_decimals_are_recognised_exactly() {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "0.00",
+            "-0.00",
+            "00",
+            "01.5",
+            "1.",
+            ".5",
+            "+1",
+            "1e3",
+            "12.30",
+            "-12.30",
+            "0.001",
+            "-0.001",
+            "1234567890123456789012345678.9012345678",
+            "-0",
+            "1.2.3",
+            "",
+            "-",
+            "1a",
+            " 1",
+            "1 ",
+            "100",
+            "10.0",
+        ] {
+            let canonical = edgesync_core::value::canonical_decimal(s).ok();
+            if is_canonical_decimal(s) {
+                assert_eq!(canonical.as_deref(), Some(s), "{s:?} taken as canonical");
+            } else if s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+                && canonical.as_deref() == Some(s)
+            {
+                panic!("{s:?} is canonical but not recognised");
+            }
+        }
+    }
 
     #[test]
     fn tokens_round_trip() {

@@ -108,12 +108,17 @@ pub(crate) async fn fetch_current(
         .await
         .map_err(ctx("locking the current rows"))?;
     let n = t.columns.len();
+    // What each column is called in messages, built once per batch.
+    let what: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("{}.{}", t.central, c.central))
+        .collect();
     for r in rows {
         let pos = ordinal(&r, idx.len())?;
         let mut values = Vec::with_capacity(n);
         for (k, c) in t.columns.iter().enumerate() {
-            let what = format!("{}.{}", t.central, c.central);
-            values.push(types::decode(&r, k + 1, c.ty, &what)?);
+            values.push(types::decode(&r, k + 1, c.ty, &what[k])?);
         }
         out[pos] = Some(Current {
             row: CentralRow {

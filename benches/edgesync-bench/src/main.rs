@@ -79,6 +79,11 @@ pub struct Args {
     /// Exit 1 when a target is missed (ignored with --smoke).
     #[arg(long)]
     pub strict: bool,
+    /// Profiling helper: run SQL on a SQLite file with edgesync's own
+    /// (bundled) SQLite, as an application would, and exit. Takes the file
+    /// and the SQL.
+    #[arg(long, num_args = 2, value_names = ["FILE", "SQL"], hide = true)]
+    pub sqlite_exec: Vec<String>,
 }
 
 impl Args {
@@ -95,6 +100,17 @@ impl Args {
 
 fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
+    if let [file, sql] = args.sqlite_exec.as_slice() {
+        return match raw::open_sqlite(std::path::Path::new(file))
+            .and_then(|c| Ok(c.execute_batch(sql)?))
+        {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgesync-bench: {e:#}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     args.apply_smoke();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -8,9 +8,9 @@
 
 use edgesync_core::change::PushResult;
 use edgesync_core::{Change, ColType, Error, PushBatch, PushOutcome, Result, TableMapping, Value};
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
+use super::table::Writer;
 use super::{begin_apply, end_apply, push_wm, EdgeTable};
 use crate::error::SqlResultExt;
 use crate::sql;
@@ -154,43 +154,50 @@ pub(super) fn ack_push(
     begin_apply(&tx)?;
     let base_table = crate::schema::exists(&tx, "table", "es_base")?;
     let mut bases = t.has_bases(&tx)?;
+    // Only a tombstone written while the push was in flight (above `hi`)
+    // takes a new base; without any, no key needs looking up.
+    let late_tombstones = t.has_tombstones_after(&tx, batch.hi)?;
     let mut max_hlc = i64::MIN;
-    for (change, outcome) in batch.changes.iter().zip(&result.outcomes) {
-        let key = t.bind_key(&change.key)?;
-        match outcome {
-            PushOutcome::Applied { version } => {
-                let again = applied(&tx, &t, change, &key, *version, batch.hi)?;
-                // The central holds the pushed row at `version`. Written
-                // again while the push was in flight, the row is still
-                // dirty, and those values are its new conflict base;
-                // otherwise it is clean and needs none.
-                match &change.values {
-                    Some(values) if again && *version != 0 && base_table => {
-                        t.set_base(&tx, &change.key, &key, *version, values)?;
-                        bases = true;
+    {
+        let mut w = t.writer(&tx);
+        for (change, outcome) in batch.changes.iter().zip(&result.outcomes) {
+            let key = &change.key;
+            match outcome {
+                PushOutcome::Applied { version } => {
+                    let again = applied(&mut w, change, *version, batch.hi, late_tombstones)?;
+                    // The central holds the pushed row at `version`. Written
+                    // again while the push was in flight, the row is still
+                    // dirty, and those values are its new conflict base;
+                    // otherwise it is clean and needs none.
+                    match &change.values {
+                        Some(values) if again && *version != 0 && base_table => {
+                            let key_sql = t.bind_key(key)?;
+                            t.set_base(&tx, key, &key_sql, *version, values)?;
+                            bases = true;
+                        }
+                        _ if bases => w.drop_base(key)?,
+                        _ => {}
                     }
-                    _ if bases => t.drop_base(&tx, &key)?,
-                    _ => {}
                 }
-            }
-            PushOutcome::Superseded { row } => {
-                if let Some(r) = row {
-                    max_hlc = max_hlc.max(r.hlc);
-                }
-                // Only if nothing wrote the row (or re-created the deleted
-                // key) since the push read it; otherwise the newer local
-                // write is pushed next and the policy decides again, against
-                // the base (es_cver and es_base) it still has.
-                let local = t.local(&tx, &key)?;
-                let untouched = if change.values.is_some() {
-                    local.is_some_and(|(ver, _)| ver == change.version)
-                } else {
-                    t.tombstone(&tx, &key)? == Some(change.version)
-                };
-                if untouched {
-                    t.put(&tx, &change.key, row.as_ref(), local.is_some())?;
-                    if bases {
-                        t.drop_base(&tx, &key)?;
+                PushOutcome::Superseded { row } => {
+                    if let Some(r) = row {
+                        max_hlc = max_hlc.max(r.hlc);
+                    }
+                    // Only if nothing wrote the row (or re-created the deleted
+                    // key) since the push read it; otherwise the newer local
+                    // write is pushed next and the policy decides again,
+                    // against the base (es_cver and es_base) it still has.
+                    let local = w.local(key)?;
+                    let untouched = if change.values.is_some() {
+                        local.is_some_and(|(ver, _)| ver == change.version)
+                    } else {
+                        w.tombstone(key)? == Some(change.version)
+                    };
+                    if untouched {
+                        w.put(key, row.as_ref(), local.is_some())?;
+                        if bases {
+                            w.drop_base(key)?;
+                        }
                     }
                 }
             }
@@ -214,58 +221,27 @@ pub(super) fn ack_push(
 
 /// The central holds this write at `version`: that is the key's new
 /// conflict base, for the row, and for a delete or key change of it made
-/// while the push was in flight (its tombstone is still pending). Returns
-/// whether the key was written again since the push read it.
+/// while the push was in flight (its tombstone is still pending; looked for
+/// only when the table has such a tombstone). Returns whether the key was
+/// written again since the push read it.
 fn applied(
-    conn: &Connection,
-    t: &EdgeTable<'_>,
+    w: &mut Writer<'_, '_>,
     change: &Change,
-    key: &[SqlValue],
     version: i64,
     hi: i64,
+    late_tombstones: bool,
 ) -> Result<bool> {
     let base = (version != 0).then_some(version);
-    let mut params = vec![super::table::opt_sql(base), SqlValue::Integer(hi)];
-    params.extend(key.iter().cloned());
-    let mut again;
-    if change.values.is_some() {
-        let mut row_params = vec![super::table::opt_sql(base)];
-        row_params.extend(key.iter().cloned());
-        let ver: Option<i64> = conn
-            .prepare_cached(&format!(
-                "UPDATE {} SET es_cver = ?1 WHERE {} RETURNING es_ver",
-                t.q,
-                sql::key_match_params(2, &t.key)
-            ))
-            .db()?
-            .query_row(params_from_iter(row_params), |r| r.get(0))
-            .optional()
-            .db()?;
-        again = ver.is_some_and(|v| v != change.version);
+    let mut again = if change.values.is_some() {
+        w.set_cver(&change.key, base)?
+            .is_some_and(|v| v != change.version)
     } else {
         // A hard delete: only a row re-inserted under this key since the
         // push was read is left to update.
-        again = conn
-            .prepare_cached(&format!(
-                "UPDATE {} SET es_cver = ?1 WHERE es_ver > ?2 AND {}",
-                t.q,
-                sql::key_match_params(3, &t.key)
-            ))
-            .db()?
-            .execute(params_from_iter(&params))
-            .db()?
-            > 0;
+        w.set_cver_reinserted(&change.key, base, hi)?
+    };
+    if late_tombstones {
+        again |= w.set_tombstone_cver(&change.key, base, hi)?;
     }
-    params.push(SqlValue::Text(t.m.edge.clone()));
-    let tbl = params.len();
-    again |= conn
-        .prepare_cached(&format!(
-            "UPDATE es_tombstones SET es_cver = ?1 WHERE tbl = ?{tbl} AND es_ver > ?2 AND key = {}",
-            sql::key_json(None, 3, &t.key)
-        ))
-        .db()?
-        .execute(params_from_iter(&params))
-        .db()?
-        > 0;
     Ok(again)
 }

@@ -38,12 +38,33 @@ struct Sql {
     drop_base: String,
     /// `?1..?n` values, `?n+1` cver, `?n+2` hlc.
     insert: String,
+    /// [`INSERT_BATCH`] rows of `insert`'s parameters, one after the other.
+    insert_many: String,
     /// `?1..?n` values, `?n+1` cver, `?n+2` hlc, `?n+3` deleted, `?n+4..` key.
     update: String,
+    /// `update` without the key columns (`?` of the key columns unused):
+    /// for rows whose values carry the key itself, the usual case. Setting
+    /// a key column, even to its own value, makes SQLite move the row (a
+    /// rowid change: delete, insert and every index entry rewritten).
+    update_values: String,
     /// `?1` cver, `?2` hlc, `?3..` key.
     mark_deleted: String,
     /// `?1..` key.
     delete: String,
+    /// `?1` cver, `?2..` key → `es_ver`.
+    cver: String,
+    /// `?1` cver, `?2` hi, `?3..` key: a row re-inserted since the push read.
+    cver_reinserted: String,
+    /// `?1` cver, `?2` tbl, `?3` hi, `?4..` key: a tombstone written since.
+    cver_tombstone: String,
+}
+
+/// Rows per multi-row `INSERT` of new rows (fewer for very wide tables, to
+/// stay within SQLite's 32766 parameters).
+const INSERT_BATCH: usize = 100;
+
+fn insert_batch(columns: usize) -> usize {
+    INSERT_BATCH.min(32_766 / (columns + 2)).max(1)
 }
 
 /// A value conversion refused by [`types::to_sql`], or a binding error.
@@ -153,12 +174,19 @@ impl<'a> EdgeTable<'a> {
             .collect();
         let cols = sql::column_list("", m.columns.iter().map(|c| c.edge.as_str()));
         let n = m.columns.len();
-        let sets: Vec<String> = m
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{} = ?{}", sql::ident(&c.edge), i + 1))
-            .collect();
+        let set = |i: usize| format!("{} = ?{}", sql::ident(&m.columns[i].edge), i + 1);
+        let sets: Vec<String> = (0..n).map(set).collect();
+        let value_sets: Vec<String> = (0..n).filter(|i| !m.key.contains(i)).map(set).collect();
+        let row = |first: usize| {
+            format!(
+                "({}, 0, ?{}, ?{}, 0)",
+                sql::placeholders(first, n),
+                first + n,
+                first + n + 1
+            )
+        };
+        let insert_head =
+            format!("INSERT INTO {q} ({cols}, es_ver, es_cver, es_hlc, es_deleted) VALUES ");
         let sql = Sql {
             local: format!(
                 "SELECT es_ver, es_cver FROM {q} WHERE {}",
@@ -172,17 +200,30 @@ impl<'a> EdgeTable<'a> {
                 "DELETE FROM es_base WHERE tbl = ?1 AND key = {}",
                 sql::key_json(None, 2, &key)
             ),
-            insert: format!(
-                "INSERT INTO {q} ({cols}, es_ver, es_cver, es_hlc, es_deleted) \
-                 VALUES ({}, 0, ?{}, ?{}, 0)",
-                sql::placeholders(1, n),
-                n + 1,
-                n + 2
+            insert: format!("{insert_head}{}", row(1)),
+            insert_many: format!(
+                "{insert_head}{}",
+                (0..insert_batch(n))
+                    .map(|r| row(1 + r * (n + 2)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             update: format!(
                 "UPDATE {q} SET {}, es_cver = COALESCE(?{a}, es_cver), \
                  es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {}",
                 sets.join(", "),
+                sql::key_match_params(n + 4, &key),
+                a = n + 1,
+                b = n + 2,
+                c = n + 3,
+            ),
+            update_values: format!(
+                "UPDATE {q} SET {}es_cver = COALESCE(?{a}, es_cver), \
+                 es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {}",
+                value_sets
+                    .iter()
+                    .map(|s| format!("{s}, "))
+                    .collect::<String>(),
                 sql::key_match_params(n + 4, &key),
                 a = n + 1,
                 b = n + 2,
@@ -194,6 +235,18 @@ impl<'a> EdgeTable<'a> {
                 sql::key_match_params(3, &key)
             ),
             delete: format!("DELETE FROM {q} WHERE {}", sql::key_match_params(1, &key)),
+            cver: format!(
+                "UPDATE {q} SET es_cver = ?1 WHERE {} RETURNING es_ver",
+                sql::key_match_params(2, &key)
+            ),
+            cver_reinserted: format!(
+                "UPDATE {q} SET es_cver = ?1 WHERE es_ver > ?2 AND {}",
+                sql::key_match_params(3, &key)
+            ),
+            cver_tombstone: format!(
+                "UPDATE es_tombstones SET es_cver = ?1 WHERE tbl = ?2 AND es_ver > ?3 AND key = {}",
+                sql::key_json(None, 4, &key)
+            ),
         };
         EdgeTable { m, q, key, sql }
     }
@@ -271,17 +324,6 @@ impl<'a> EdgeTable<'a> {
             .db()
     }
 
-    /// The sequence of a pending tombstone for the key, if any.
-    pub(super) fn tombstone(&self, conn: &Connection, key: &[SqlValue]) -> Result<Option<i64>> {
-        let mut params = vec![SqlValue::Text(self.m.edge.clone())];
-        params.extend(key.iter().cloned());
-        conn.prepare_cached(&self.sql.tombstone)
-            .db()?
-            .query_row(params_from_iter(params), |r| r.get(0))
-            .optional()
-            .db()
-    }
-
     /// Does the table have any conflict base in `es_base`? (Checked once per
     /// transaction, so the common case, no bases at all, costs nothing per
     /// row.) `false` too for a file provisioned before `es_base` existed.
@@ -304,15 +346,15 @@ impl<'a> EdgeTable<'a> {
             .db()
     }
 
-    /// Forget the conflict base of a key (the row is clean again, or gone).
-    pub(super) fn drop_base(&self, conn: &Connection, key: &[SqlValue]) -> Result<()> {
-        let mut params = vec![SqlValue::Text(self.m.edge.clone())];
-        params.extend(key.iter().cloned());
-        conn.prepare_cached(&self.sql.drop_base)
-            .db()?
-            .execute(params_from_iter(params))
-            .db()?;
-        Ok(())
+    /// Does the table have a tombstone above `seq` (written since a push
+    /// read its changes)?
+    pub(super) fn has_tombstones_after(&self, conn: &Connection, seq: i64) -> Result<bool> {
+        conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM es_tombstones WHERE tbl = ?1 AND es_ver > ?2)",
+        )
+        .db()?
+        .query_row(rusqlite::params![self.m.edge, seq], |r| r.get(0))
+        .db()
     }
 
     /// Make `values`, as the central holds them at `cver`, the key's conflict
@@ -342,17 +384,6 @@ impl<'a> EdgeTable<'a> {
         Ok(())
     }
 
-    /// Make the local row what the central says (see [`Writer::put`]).
-    pub(super) fn put(
-        &self,
-        conn: &Connection,
-        key: &[Value],
-        state: Option<&Change>,
-        exists: bool,
-    ) -> Result<()> {
-        self.writer(conn).put(key, state, exists)
-    }
-
     /// A writer holding this table's statements on `conn`.
     pub(super) fn writer<'t, 'c>(&'t self, conn: &'c Connection) -> Writer<'t, 'c> {
         Writer {
@@ -362,9 +393,14 @@ impl<'a> EdgeTable<'a> {
             tombstone: None,
             drop_base: None,
             insert: None,
+            insert_many: None,
             update: None,
+            update_values: None,
             mark_deleted: None,
             delete: None,
+            cver: None,
+            cver_reinserted: None,
+            cver_tombstone: None,
             buf: String::with_capacity(40),
         }
     }
@@ -379,9 +415,14 @@ pub(super) struct Writer<'t, 'c> {
     tombstone: Option<CachedStatement<'c>>,
     drop_base: Option<CachedStatement<'c>>,
     insert: Option<CachedStatement<'c>>,
+    insert_many: Option<CachedStatement<'c>>,
     update: Option<CachedStatement<'c>>,
+    update_values: Option<CachedStatement<'c>>,
     mark_deleted: Option<CachedStatement<'c>>,
     delete: Option<CachedStatement<'c>>,
+    cver: Option<CachedStatement<'c>>,
+    cver_reinserted: Option<CachedStatement<'c>>,
+    cver_tombstone: Option<CachedStatement<'c>>,
     /// Scratch text for converted values.
     buf: String,
 }
@@ -489,6 +530,66 @@ impl<'t> Writer<'t, '_> {
         }
     }
 
+    /// Set the row's `es_cver`; its `es_ver`, if the row exists.
+    pub(super) fn set_cver(&mut self, key: &[Value], cver: Option<i64>) -> Result<Option<i64>> {
+        self.check_key(key)?;
+        let st = prepared(&mut self.cver, self.conn, &self.t.sql.cver)?;
+        st.raw_bind_parameter(1, opt_sql(cver)).db()?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 2, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        let mut rows = st.raw_query();
+        match rows.next().db()? {
+            Some(r) => Ok(Some(r.get(0).db()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Set `es_cver` of a row written (re-inserted) after sequence `hi`;
+    /// whether there was one.
+    pub(super) fn set_cver_reinserted(
+        &mut self,
+        key: &[Value],
+        cver: Option<i64>,
+        hi: i64,
+    ) -> Result<bool> {
+        self.check_key(key)?;
+        let st = prepared(
+            &mut self.cver_reinserted,
+            self.conn,
+            &self.t.sql.cver_reinserted,
+        )?;
+        st.raw_bind_parameter(1, opt_sql(cver)).db()?;
+        st.raw_bind_parameter(2, hi).db()?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 3, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        Ok(st.raw_execute().db()? > 0)
+    }
+
+    /// Set `es_cver` of the key's tombstone written after sequence `hi`;
+    /// whether there was one.
+    pub(super) fn set_tombstone_cver(
+        &mut self,
+        key: &[Value],
+        cver: Option<i64>,
+        hi: i64,
+    ) -> Result<bool> {
+        self.check_key(key)?;
+        let st = prepared(
+            &mut self.cver_tombstone,
+            self.conn,
+            &self.t.sql.cver_tombstone,
+        )?;
+        st.raw_bind_parameter(1, opt_sql(cver)).db()?;
+        st.raw_bind_parameter(2, self.t.m.edge.as_str()).db()?;
+        st.raw_bind_parameter(3, hi).db()?;
+        if let Err((j, e)) = Self::bind_key(self.t, st, 4, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        Ok(st.raw_execute().db()? > 0)
+    }
+
     /// Forget the conflict base of a key.
     pub(super) fn drop_base(&mut self, key: &[Value]) -> Result<()> {
         self.check_key(key)?;
@@ -539,7 +640,12 @@ impl<'t> Writer<'t, '_> {
         let opt = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Integer);
         match (values, exists) {
             (Some(values), true) => {
-                let st = prepared(&mut self.update, self.conn, &t.sql.update)?;
+                let carries_key = t.m.key.iter().zip(key).all(|(&i, k)| values[i] == *k);
+                let st = if carries_key {
+                    prepared(&mut self.update_values, self.conn, &t.sql.update_values)?
+                } else {
+                    prepared(&mut self.update, self.conn, &t.sql.update)?
+                };
                 if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
                     return Err(self.bind_error(Part::Row, i, key, e));
                 }
@@ -578,6 +684,55 @@ impl<'t> Writer<'t, '_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Writer<'_, '_> {
+    /// Insert rows the edge does not have (each a change with values, not
+    /// deleted, keys distinct and absent locally), as [`Writer::put`] would
+    /// one by one, but [`INSERT_BATCH`] rows per statement: a statement's
+    /// fixed cost (its start, its statement journal, its end) is paid once
+    /// per batch instead of once per row. The inserts of a failed batch are
+    /// undone (SQLite rolls back the failed statement alone) and its rows
+    /// inserted one by one, so an error names the row at fault.
+    pub(super) fn insert_new(&mut self, rows: &[&Change]) -> Result<()> {
+        let t = self.t;
+        let n = t.m.columns.len();
+        let per = insert_batch(n);
+        let mut chunks = rows.chunks_exact(per);
+        for chunk in chunks.by_ref() {
+            if !self.insert_chunk(chunk)? {
+                for c in chunk {
+                    self.put(&c.key, Some(c), false)?;
+                }
+            }
+        }
+        for c in chunks.remainder() {
+            self.put(&c.key, Some(c), false)?;
+        }
+        Ok(())
+    }
+
+    /// One full batch; `false` when a value or the statement failed (and
+    /// nothing of it was written).
+    fn insert_chunk(&mut self, chunk: &[&Change]) -> Result<bool> {
+        let t = self.t;
+        let n = t.m.columns.len();
+        let st = prepared(&mut self.insert_many, self.conn, &t.sql.insert_many)?;
+        for (r, c) in chunk.iter().enumerate() {
+            let Some(values) = c.values.as_deref().filter(|v| v.len() == n) else {
+                return Ok(false);
+            };
+            let first = r * (n + 2);
+            for (i, (col, v)) in t.m.columns.iter().zip(values).enumerate() {
+                if bind(st, first + 1 + i, v, col.edge_ty, &mut self.buf).is_err() {
+                    return Ok(false);
+                }
+            }
+            st.raw_bind_parameter(first + n + 1, c.version).db()?;
+            st.raw_bind_parameter(first + n + 2, c.hlc).db()?;
+        }
+        Ok(st.raw_execute().is_ok())
     }
 }
 
