@@ -32,6 +32,8 @@ macro_rules! hub_backends {
     };
 }
 
+mod jwt;
+
 const COLS: &str = "id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f";
 
 /// Values that are easy to get wrong, written by an application on edge a.

@@ -170,6 +170,14 @@ impl Config {
         if let Some(serve) = &mut self.serve {
             resolve(&mut serve.tls_cert);
             resolve(&mut serve.tls_key);
+            if let Some(jwt) = &mut serve.jwt {
+                for p in [&mut jwt.hs256_secret_file, &mut jwt.rs256_public_key]
+                    .into_iter()
+                    .flatten()
+                {
+                    resolve(p);
+                }
+            }
         }
     }
 }

@@ -339,6 +339,46 @@ pub struct ServeConfig {
     /// this long to refuse replays. 1s to 1h, default `"5m"`.
     #[serde(default = "default_clock_window", deserialize_with = "de::duration")]
     pub clock_window: Duration,
+    /// `[serve.jwt]`: accept JWTs (HS256 and/or RS256) as node credentials,
+    /// besides the tokens of `edgesync token create`.
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[serve.jwt]`: JSON Web Tokens as node credentials. A JWT names its node
+/// (`node`, else `sub`), tenant (`tenant`) and filter params (`params`, an
+/// object); the hub checks its signature, `iss`, `aud`, `exp` and `nbf`.
+/// Secrets come from the environment or a file, never from the TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The one `iss` accepted.
+    pub issuer: String,
+    /// The `aud` a token must name (among others, if it names several).
+    pub audience: String,
+    /// Environment variable holding the HS256 shared secret (at least 32
+    /// bytes).
+    #[serde(default)]
+    pub hs256_secret_env: Option<String>,
+    /// File holding the HS256 shared secret (relative to this config file).
+    #[serde(default)]
+    pub hs256_secret_file: Option<PathBuf>,
+    /// PEM file with the RSA public key RS256 tokens are verified with
+    /// (relative to this config file).
+    #[serde(default)]
+    pub rs256_public_key: Option<PathBuf>,
+    /// Clock skew allowed on `exp` and `nbf`. 0s to 5m, default `"30s"`.
+    #[serde(default = "default_jwt_leeway", deserialize_with = "de::duration")]
+    pub leeway: Duration,
+}
+
+/// Default `serve.jwt.leeway`.
+pub const DEFAULT_JWT_LEEWAY: Duration = Duration::from_secs(30);
+/// Widest accepted `serve.jwt.leeway`.
+pub const MAX_JWT_LEEWAY: Duration = Duration::from_secs(300);
+
+fn default_jwt_leeway() -> Duration {
+    DEFAULT_JWT_LEEWAY
 }
 
 fn default_listen() -> String {

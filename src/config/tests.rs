@@ -771,3 +771,54 @@ name = "orders"
         problem(&err, key);
     }
 }
+
+#[test]
+fn serve_jwt_parses_and_each_problem_names_its_key() {
+    let c = parse(
+        r#"
+[central]
+url = "postgres://sync@db/erp"
+[serve]
+tls_cert = "tls/hub.pem"
+tls_key = "tls/hub.key"
+[serve.jwt]
+issuer = "https://idp.example"
+audience = "edgesync"
+rs256_public_key = "idp.pem"
+[[table]]
+name = "orders"
+"#,
+    );
+    let jwt = c.serve.as_ref().and_then(|s| s.jwt.clone()).expect("jwt");
+    assert_eq!(jwt.leeway, DEFAULT_JWT_LEEWAY);
+    c.validate().expect("valid");
+    let mut bad = c.clone();
+    if let Some(j) = bad.serve.as_mut().and_then(|s| s.jwt.as_mut()) {
+        j.issuer = " ".into();
+        j.audience = String::new();
+        j.hs256_secret_env = Some("S".into());
+        j.hs256_secret_file = Some("s".into());
+        j.leeway = std::time::Duration::from_secs(3600);
+    }
+    let err = invalid(&bad);
+    for key in [
+        "serve.jwt.issuer",
+        "serve.jwt.audience",
+        "serve.jwt.hs256_secret_file",
+        "serve.jwt.leeway",
+    ] {
+        problem(&err, key);
+    }
+    if let Some(j) = bad.serve.as_mut().and_then(|s| s.jwt.as_mut()) {
+        *j = jwt.clone();
+        j.rs256_public_key = None;
+    }
+    assert!(problem(&invalid(&bad), "serve.jwt")
+        .message
+        .contains("rs256_public_key"));
+    let err = parse_err(
+        "[central]\nurl = \"sqlite://c.db\"\n[serve]\ntls_cert = \"a\"\ntls_key = \"b\"\n\
+         [serve.jwt]\nissuer = \"i\"\naudience = \"a\"\nhs256_secret = \"inline\"\n",
+    );
+    assert!(err.to_string().contains("hs256_secret"), "{err}");
+}

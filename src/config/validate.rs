@@ -8,9 +8,9 @@ use edgesync_core::names::is_reserved;
 use edgesync_core::QualifiedName;
 
 use super::{
-    secret, CentralConfig, Config, ConfigError, EdgeConfig, LogConfig, MetricsConfig, Problem,
-    ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_BODY_BYTES, MAX_CLOCK_WINDOW,
-    MAX_ROWS,
+    secret, CentralConfig, Config, ConfigError, EdgeConfig, JwtConfig, LogConfig, MetricsConfig,
+    Problem, ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_BODY_BYTES,
+    MAX_CLOCK_WINDOW, MAX_JWT_LEEWAY, MAX_ROWS,
 };
 
 /// Longest node id.
@@ -559,6 +559,56 @@ fn check_serve(s: &ServeConfig, v: &mut Vec<Problem>) {
         v.push(Problem::new(
             "serve.clock_window",
             "out of range; use 1s to 1h, e.g. \"5m\"",
+        ));
+    }
+    if let Some(jwt) = &s.jwt {
+        check_jwt(jwt, v);
+    }
+}
+
+/// `[serve.jwt]`: an issuer, an audience, at least one key, each secret
+/// from one place only.
+fn check_jwt(j: &JwtConfig, v: &mut Vec<Problem>) {
+    for (key, value) in [("issuer", &j.issuer), ("audience", &j.audience)] {
+        if value.trim().is_empty() {
+            v.push(Problem::new(
+                format!("serve.jwt.{key}"),
+                format!("empty; the hub accepts only tokens whose `{}` claim is this value", &key[..3]),
+            ));
+        }
+    }
+    if j.hs256_secret_env.is_some() && j.hs256_secret_file.is_some() {
+        v.push(Problem::new(
+            "serve.jwt.hs256_secret_file",
+            "set either hs256_secret_env or hs256_secret_file, not both",
+        ));
+    }
+    if j.hs256_secret_env.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        v.push(Problem::new(
+            "serve.jwt.hs256_secret_env",
+            "empty; name the environment variable holding the HS256 secret",
+        ));
+    }
+    for (key, path) in [
+        ("hs256_secret_file", &j.hs256_secret_file),
+        ("rs256_public_key", &j.rs256_public_key),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            v.push(Problem::new(format!("serve.jwt.{key}"), "empty path"));
+        }
+    }
+    if j.hs256_secret_env.is_none() && j.hs256_secret_file.is_none() && j.rs256_public_key.is_none()
+    {
+        v.push(Problem::new(
+            "serve.jwt",
+            "no key to verify tokens with: set hs256_secret_env, hs256_secret_file or \
+             rs256_public_key",
+        ));
+    }
+    if j.leeway > MAX_JWT_LEEWAY {
+        v.push(Problem::new(
+            "serve.jwt.leeway",
+            "out of range; use 0s to 5m, e.g. \"30s\"",
         ));
     }
 }

@@ -129,8 +129,22 @@ pub struct SignedHeaders {
     pub signature: String,
 }
 
-/// Sign a request with `token` at `now` (unix seconds) and a fresh nonce;
-/// `None` if the token text is malformed.
+/// The `Authorization` value of a credential: `EdgeSync1 <id>` for a
+/// node token (the token itself never travels), `Bearer <jwt>` for a JWT
+/// (the hub must see it to verify it); `None` if it is neither.
+pub fn authorization(token: &str) -> Option<String> {
+    if let Some(id) = token_id(token) {
+        Some(format!("{} {id}", crate::hub::protocol::AUTH_SCHEME))
+    } else if crate::hub::jwt::looks_like_jwt(token) {
+        Some(format!("{} {token}", crate::hub::protocol::BEARER))
+    } else {
+        None
+    }
+}
+
+/// Sign a request with `token` (a node token or a JWT: either way the HMAC
+/// key is the SHA-256 of its text) at `now` (unix seconds) and a fresh
+/// nonce; `None` if the credential is malformed.
 pub fn sign_request(
     token: &str,
     method: &str,
@@ -138,11 +152,11 @@ pub fn sign_request(
     body: &[u8],
     now: i64,
 ) -> Option<SignedHeaders> {
-    let id = token_id(token)?;
+    let authorization = authorization(token)?;
     let nonce = random_hex(16);
     let text = signing_string(method, path, now, &nonce, body);
     Some(SignedHeaders {
-        authorization: format!("{} {id}", crate::hub::protocol::AUTH_SCHEME),
+        authorization,
         timestamp: now.to_string(),
         signature: sign(&key_hash(token), &text)?,
         nonce,

@@ -15,7 +15,9 @@
 //! - **Several edges, several tokens.** `central.token_env`/`token_file` may
 //!   hold one token, or several separated by whitespace (one per
 //!   `[[edge]]`); each request goes with the token the hub says is that
-//!   node's.
+//!   node's. A credential may be a node token or a JWT (for a hub with
+//!   `[serve.jwt]`); either way requests are signed the same way, keyed by
+//!   the SHA-256 of the credential's text.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,9 +68,9 @@ impl HubCentral {
             anyhow::bail!("central.token: empty; set it to the token `edgesync token create` printed on the hub");
         }
         for t in &tokens {
-            if auth::token_id(t).is_none() {
+            if auth::authorization(t).is_none() {
                 anyhow::bail!(
-                    "central.token: not an edgesync node token (expected es1_<id>_<secret>, as printed by `edgesync token create`)"
+                    "central.token: neither an edgesync node token (es1_<id>_<secret>, as printed by `edgesync token create`) nor a JWT (header.claims.signature)"
                 );
             }
         }

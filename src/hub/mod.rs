@@ -11,6 +11,7 @@
 //!
 //! - [`protocol`]: endpoints, headers, bodies, compression, status codes;
 //! - [`auth`]: node tokens and request signing (HMAC-SHA256);
+//! - [`jwt`]: JWTs (HS256, RS256) as node credentials (`[serve.jwt]`);
 //! - [`scope`]: the row filters that bound what a node sees and writes;
 //! - [`limits`]: body size, page size, rate, timeouts;
 //! - [`server`]: the router and the request pipeline; `endpoints`: what
@@ -30,6 +31,7 @@
 pub mod auth;
 pub mod client;
 mod endpoints;
+pub mod jwt;
 pub mod limits;
 pub mod listener;
 pub mod protocol;
@@ -108,7 +110,12 @@ pub async fn open(loaded: &LoadedConfig) -> Result<Hub> {
             pending[0].purpose
         );
     }
-    Hub::new(central, tables, limits::Limits::from_config(&serve))
+    let jwt = serve
+        .jwt
+        .as_ref()
+        .map(jwt::JwtVerifier::from_config)
+        .transpose()?;
+    Ok(Hub::new(central, tables, limits::Limits::from_config(&serve))?.with_jwt(jwt))
 }
 
 /// `edgesync serve`: run the hub until SIGTERM or SIGINT. Prints

@@ -40,6 +40,8 @@ pub const PROGRESS: &str = "/v1/progress";
 
 /// `Authorization: EdgeSync1 <token id>`.
 pub const AUTH_SCHEME: &str = "EdgeSync1";
+/// `Authorization: Bearer <jwt>` (`[serve.jwt]`); signed like the rest.
+pub const BEARER: &str = "Bearer";
 /// Unix seconds when the request was signed.
 pub const H_TIMESTAMP: &str = "x-edgesync-timestamp";
 /// A random value used once (32 hex digits).

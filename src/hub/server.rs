@@ -2,7 +2,8 @@
 //! each signed request taken through one pipeline —
 //!
 //! 1. credential: `Authorization` names a token id the central knows and has
-//!    not revoked (401 otherwise);
+//!    not revoked, or carries a JWT that `[serve.jwt]` verifies (401
+//!    otherwise);
 //! 2. body: at most `serve.max_body_bytes` (413);
 //! 3. signature over method, path, timestamp, nonce and body hash (401);
 //! 4. timestamp within `serve.clock_window` (401);
@@ -29,12 +30,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
-use edgesync_core::central::{AuditEntry, HubStore};
+use edgesync_core::central::{AuditEntry, HubStore, NodeToken};
 use edgesync_core::{Central, Error, ErrorKind, TableMapping};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use tracing::warn;
 
+use super::jwt::JwtVerifier;
 use super::limits::{retry_after_secs, Limits, RateLimiter};
 use super::protocol::{self as p, DecodeError};
 use super::scope::Filter;
@@ -59,6 +61,8 @@ pub struct Hub {
     pub tables: Vec<HubTable>,
     /// Limits from `[serve]`.
     pub limits: Limits,
+    /// `[serve.jwt]`: JWTs accepted as credentials, when configured.
+    pub jwt: Option<JwtVerifier>,
     rate: RateLimiter,
     pub(super) metrics: Counters,
 }
@@ -86,8 +90,15 @@ impl Hub {
             tables,
             rate: RateLimiter::new(limits.rate_per_node, limits.rate_burst),
             limits,
+            jwt: None,
             metrics: Counters::default(),
         })
+    }
+
+    /// Accept JWTs verified by `jwt` besides stored node tokens.
+    pub fn with_jwt(mut self, jwt: Option<JwtVerifier>) -> Hub {
+        self.jwt = jwt;
+        self
     }
 
     pub(super) fn store(&self) -> Result<&dyn HubStore, Error> {
@@ -357,35 +368,56 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-/// Steps 1 to 5 of the module docs, then the endpoint.
-async fn pipeline(
+/// Step 1: the credential `Authorization` names — a stored node token
+/// (`EdgeSync1 <id>`, looked up in the central, not revoked) or, with
+/// `[serve.jwt]`, a JWT (`Bearer <jwt>`, verified by [`JwtVerifier`]). The
+/// audit entry gets the node as soon as it is known.
+async fn credential(
     hub: &Hub,
-    req: axum::extract::Request,
+    store: &dyn HubStore,
+    headers: &HeaderMap,
     audit: &mut AuditEntry,
-) -> Result<Vec<u8>, Refusal> {
-    let (parts, body) = req.into_parts();
+) -> Result<NodeToken, Refusal> {
     let unauthorized = |code, msg: &str| Refusal::new(StatusCode::UNAUTHORIZED, code, msg);
-    let Some(auth_header) = header_str(&parts.headers, header::AUTHORIZATION.as_str()) else {
+    let Some(auth_header) = header_str(headers, header::AUTHORIZATION.as_str()) else {
         return Err(unauthorized(
             "no_token",
             "no credential: sign the request with a node token (Authorization: EdgeSync1 <id>)",
         ));
     };
-    let id = match auth_header.split_once(' ') {
-        Some((scheme, id)) if scheme.eq_ignore_ascii_case(p::AUTH_SCHEME) => id.trim(),
-        _ => {
+    let (scheme, value) = auth_header.split_once(' ').unwrap_or((auth_header, ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case(p::BEARER) {
+        let Some(jwt) = hub.jwt.as_ref() else {
             return Err(unauthorized(
                 "bad_credential",
-                "unknown Authorization scheme",
-            ))
-        }
-    };
-    if !auth::is_token_id(id) {
+                "this hub does not accept JWTs ([serve.jwt] is not configured)",
+            ));
+        };
+        return match jwt.verify(value) {
+            Ok(token) => {
+                audit.node = Some(token.node.clone());
+                audit.tenant = token.tenant.clone();
+                Ok(token)
+            }
+            Err(r) => {
+                audit.node = r.node;
+                audit.tenant = r.tenant;
+                Err(unauthorized(r.code, &r.message))
+            }
+        };
+    }
+    if !scheme.eq_ignore_ascii_case(p::AUTH_SCHEME) {
+        return Err(unauthorized(
+            "bad_credential",
+            "unknown Authorization scheme",
+        ));
+    }
+    if !auth::is_token_id(value) {
         return Err(unauthorized("unknown_token", "unknown token"));
     }
-    let store = hub.store().map_err(Refusal::central)?;
     let token = store
-        .find_token(id)
+        .find_token(value)
         .await
         .map_err(Refusal::central)?
         .ok_or_else(|| unauthorized("unknown_token", "unknown token"))?;
@@ -394,6 +426,19 @@ async fn pipeline(
     if token.revoked_at.is_some() {
         return Err(unauthorized("revoked_token", "this token was revoked"));
     }
+    Ok(token)
+}
+
+/// Steps 1 to 5 of the module docs, then the endpoint.
+async fn pipeline(
+    hub: &Hub,
+    req: axum::extract::Request,
+    audit: &mut AuditEntry,
+) -> Result<Vec<u8>, Refusal> {
+    let (parts, body) = req.into_parts();
+    let unauthorized = |code, msg: &str| Refusal::new(StatusCode::UNAUTHORIZED, code, msg);
+    let store = hub.store().map_err(Refusal::central)?;
+    let token = credential(hub, store, &parts.headers, audit).await?;
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
