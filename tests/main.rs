@@ -15,6 +15,7 @@ mod daemon;
 mod demo;
 mod edge_app;
 mod faults;
+mod foreign_keys;
 mod hub;
 mod provisioning;
 mod replay;

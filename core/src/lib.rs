@@ -13,6 +13,7 @@
 //! - [`change`]: what a push batch and a pull page carry.
 //! - [`conflict`]: conflict policies and the pure resolution function that every
 //!   central adapter calls inside its apply transaction.
+//! - [`fk_order`]: a self-referencing table's rows in foreign-key order.
 //! - [`hlc`]: the hybrid logical clock stamps used to order writes.
 //! - [`central`]: the [`central::Central`] trait, with the guarantees an
 //!   adapter must keep written on it.
@@ -25,6 +26,7 @@ pub mod central;
 pub mod change;
 pub mod conflict;
 pub mod error;
+pub mod fk_order;
 pub mod hlc;
 pub mod names;
 pub mod schema;

@@ -9,6 +9,8 @@
 
 pub mod conflicts;
 pub mod mapping;
+pub mod order;
+pub mod passes;
 pub mod provision;
 pub mod status;
 pub mod sync;

@@ -54,11 +54,36 @@ pub async fn push_table(
     batch_rows: usize,
     stats: &mut TableStats,
 ) -> Result<()> {
+    let mut quarantine = usize::MAX;
+    push_pending(central, db, node, table, batch_rows, &mut quarantine, stats)
+        .await
+        .map(|_| ())
+}
+
+/// [`push_table`], quarantining at most `quarantine` refused changes (the
+/// count left is written back). A change refused alone once the budget is
+/// spent stays pending, and `Some(error)` says the table is blocked on it:
+/// a refusal may be only an ordering problem (a child's parent not pushed
+/// yet, a parent delete whose children are still there), which pushing the
+/// other tables first resolves (see [`super::passes`]).
+pub async fn push_pending(
+    central: &dyn Central,
+    db: &EdgeDb,
+    node: &str,
+    table: &TableMapping,
+    batch_rows: usize,
+    quarantine: &mut usize,
+    stats: &mut TableStats,
+) -> Result<Option<String>> {
     while let Some(batch) = db.read_changes(table, batch_rows).await? {
         match central.push(node, table, &batch).await {
             Ok(result) => acknowledge(db, table, &batch, &result, stats).await?,
             Err(e) if refuses_data(&e) => {
-                isolate(central, db, node, table, &batch, e, stats).await?
+                if let Some(blocked) =
+                    isolate(central, db, node, table, &batch, e, quarantine, stats).await?
+                {
+                    return Ok(Some(blocked));
+                }
             }
             Err(e) => {
                 return Err(e).with_context(|| {
@@ -71,7 +96,7 @@ pub async fn push_table(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Errors caused by the rows themselves, which quarantine can route around.
@@ -95,8 +120,10 @@ async fn acknowledge(
 
 /// Make progress past a refused batch: push ever shorter prefixes until one
 /// is accepted (and acknowledged), or quarantine the first change when it is
-/// refused alone. Either way the watermark moves, so the caller's loop goes
-/// on with the rest.
+/// refused alone (while `quarantine` allows; the count is spent). Either way
+/// the watermark moves, so the caller's loop goes on with the rest;
+/// otherwise the change stays pending and its error is returned.
+#[allow(clippy::too_many_arguments)]
 async fn isolate(
     central: &dyn Central,
     db: &EdgeDb,
@@ -104,14 +131,18 @@ async fn isolate(
     table: &TableMapping,
     batch: &PushBatch,
     mut error: edgesync_core::Error,
+    quarantine: &mut usize,
     stats: &mut TableStats,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let mut n = batch.changes.len();
     while n > 1 {
         n = n.div_ceil(2);
         let prefix = batch.prefix(n);
         match central.push(node, table, &prefix).await {
-            Ok(result) => return acknowledge(db, table, &prefix, &result, stats).await,
+            Ok(result) => {
+                acknowledge(db, table, &prefix, &result, stats).await?;
+                return Ok(None);
+            }
             Err(e) if refuses_data(&e) => error = e,
             Err(e) => {
                 return Err(e).with_context(|| format!("pushing table {}", table.edge));
@@ -119,9 +150,13 @@ async fn isolate(
         }
     }
     let Some(change) = batch.changes.first() else {
-        return Ok(());
+        return Ok(None);
     };
     let message = format!("{error:#}");
+    if *quarantine == 0 {
+        return Ok(Some(message));
+    }
+    *quarantine -= 1;
     warn!(
         table = %table.edge,
         key = %table.describe_key(&change.key),
@@ -129,7 +164,7 @@ async fn isolate(
     );
     db.quarantine(table, change, &message).await?;
     stats.quarantined += 1;
-    Ok(())
+    Ok(None)
 }
 
 /// Pull one complete pass of central changes for one table, page by page;
@@ -176,7 +211,6 @@ pub async fn pull_table(
 /// Sync one edge: push all its tables, then pull all of them.
 pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
     let node = edge.config.node.as_str();
-    let sync_cfg = &engine.config.sync;
     let mut all: Vec<TableStats> = edge
         .tables
         .iter()
@@ -198,40 +232,10 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
         warn!(node, "could not mark the sync in the edge file: {e}");
     }
     super::conflicts::apply_edge_choices(engine, edge).await;
-    for (table, stats) in edge.tables.iter().zip(all.iter_mut()) {
-        if !table.direction.pushes() {
-            continue;
-        }
-        if let Err(e) = push_table(
-            engine.central.as_ref(),
-            &edge.db,
-            node,
-            table,
-            sync_cfg.batch_rows,
-            stats,
-        )
-        .await
-        {
-            stats.error = Some(format!("push: {e:#}"));
-        }
-    }
-    for (table, stats) in edge.tables.iter().zip(all.iter_mut()) {
-        if !table.direction.pulls() || stats.error.is_some() {
-            continue;
-        }
-        if let Err(e) = pull_table(
-            engine.central.as_ref(),
-            &edge.db,
-            node,
-            table,
-            sync_cfg.page_rows,
-            stats,
-        )
-        .await
-        {
-            stats.error = Some(format!("pull: {e:#}"));
-        }
-    }
+    // Parents before children, both ways (see `passes`).
+    let order = super::passes::table_order(edge).await;
+    super::passes::push_all(engine, edge, &order, &mut all).await;
+    super::passes::pull_all(engine, edge, &order, &mut all).await;
     if let Err(e) = super::conflicts::refresh_edge_conflicts(engine, edge).await {
         warn!(
             node,

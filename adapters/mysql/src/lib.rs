@@ -67,6 +67,7 @@ use mysql_async::Pool;
 
 mod connection;
 mod error;
+mod fk;
 mod meta;
 mod provision;
 mod pull;

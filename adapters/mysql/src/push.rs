@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
+use edgesync_core::fk_order::{children_first, parents_first};
 use edgesync_core::{
     Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
@@ -484,6 +485,17 @@ async fn apply_round(
         .zip(&current)
         .filter_map(|(&i, c)| Some((i, c.as_ref()?.row.values.as_ref()?)))
         .collect();
+    // InnoDB checks foreign keys row by row: a self-referencing table's
+    // new parents go before their children, deleted children before their
+    // parents (see `fk.rs`).
+    if inserts.len() > 1 || deletes.len() > 1 {
+        let refs = crate::fk::self_references(tx, cx).await?;
+        if !refs.is_empty() {
+            let key = |i: usize| writes[i].key.as_slice();
+            inserts = parents_first(&inserts, &refs, key, |i| writes[i].values.as_deref());
+            deletes = children_first(&deletes, &refs, key, |i| fill.get(&i).map(|v| v.as_slice()));
+        }
+    }
     write_updates(tx, cx, writes, &updates, &fill, &merged_at).await?;
     write_inserts(tx, cx, writes, &inserts).await?;
     write_deletes(tx, cx, writes, &deletes).await?;

@@ -98,6 +98,15 @@ async fn apply(
     .execute(&mut *conn)
     .await
     .map_err(ctx("marking the transaction as an edgesync apply"))?;
+    // Foreign keys declared DEFERRABLE are checked at commit, so a batch's
+    // rows (a self-referencing table's parent updated after its child, a
+    // parent and child deleted together) may be written in any order; the
+    // others are checked per statement and the engine orders tables for
+    // them (see `src/engine/passes.rs`). Constraints are never disabled.
+    sqlx::query("SET CONSTRAINTS ALL DEFERRED")
+        .execute(&mut *conn)
+        .await
+        .map_err(ctx("deferring deferrable foreign keys"))?;
     let hi = lock_node(conn, &cx).await?;
 
     let n = batch.changes.len();

@@ -12,6 +12,7 @@
 //! central pages.
 
 mod app;
+mod fkeys;
 mod provision;
 mod pull;
 mod push;
@@ -223,6 +224,20 @@ impl EdgeDb {
         let (m, c, e) = (table.clone(), change.clone(), error.to_string());
         self.run(move |conn| quarantine::quarantine(conn, &m, &c, &e))
             .await
+    }
+
+    /// Applies pages of several tables, each with its token, in one
+    /// transaction (foreign keys checked once, at its commit); all or none.
+    pub async fn apply_pulls(&self, pages: &[(TableMapping, PullPage)]) -> Result<Vec<ApplyStats>> {
+        let pages = pages.to_vec();
+        self.run(move |c| pull::apply_pulls(c, &pages)).await
+    }
+
+    /// `(child, parent)` foreign-key references among `tables` (edge
+    /// names), self-references included (see `edge/fkeys.rs`).
+    pub async fn references(&self, tables: &[String]) -> Result<Vec<(String, String)>> {
+        let tables = tables.to_vec();
+        self.run(move |c| fkeys::references(c, &tables)).await
     }
 
     /// The table's quarantined changes.

@@ -21,26 +21,59 @@ pub(super) fn apply_pull(
     m: &TableMapping,
     page: &PullPage,
 ) -> Result<ApplyStats> {
-    let t = EdgeTable::new(m);
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .db()?;
     begin_apply(&tx)?;
-    let wm = push_wm(&tx, &m.edge)?;
+    let (stats, max_hlc) = apply_page(&tx, m, page)?;
+    end_apply(&tx, max_hlc)?;
+    tx.commit().db()?;
+    Ok(stats)
+}
+
+/// Pages of several tables, each with its token, in one transaction: the
+/// foreign keys between them are checked once, at its commit. For pages
+/// that only make sense together (a parent replaced while its children
+/// move to the new one; see the engine's `passes.rs`).
+pub(super) fn apply_pulls(
+    conn: &mut Connection,
+    pages: &[(TableMapping, PullPage)],
+) -> Result<Vec<ApplyStats>> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .db()?;
+    begin_apply(&tx)?;
+    let mut out = Vec::with_capacity(pages.len());
+    let mut max_hlc = i64::MIN;
+    for (m, page) in pages {
+        let (stats, hlc) = apply_page(&tx, m, page)?;
+        max_hlc = max_hlc.max(hlc);
+        out.push(stats);
+    }
+    end_apply(&tx, max_hlc)?;
+    tx.commit().db()?;
+    Ok(out)
+}
+
+/// One page and its token, inside the caller's apply transaction; what it
+/// did and the highest HLC it saw.
+fn apply_page(tx: &Connection, m: &TableMapping, page: &PullPage) -> Result<(ApplyStats, i64)> {
+    let t = EdgeTable::new(m);
+    let wm = push_wm(tx, &m.edge)?;
     // A row this page overwrites is clean: it has no conflict base left to
     // keep (checked once per page, so a table without bases pays nothing).
-    let bases = t.has_bases(&tx)?;
+    let bases = t.has_bases(tx)?;
     // A quarantined key keeps its local values until it is retried (checked
     // per row only when the table has any).
-    let quarantined = super::quarantine::count(&tx, &m.edge)? > 0;
+    let quarantined = super::quarantine::count(tx, &m.edge)? > 0;
     // Without a pending tombstone in the table (the usual case), no key
     // needs looking up in es_tombstones.
-    let tombstones = t.has_tombstones(&tx)?;
+    let tombstones = t.has_tombstones(tx)?;
     let mut stats = ApplyStats::default();
     let mut max_hlc = i64::MIN;
     {
         let key_types = t.key_types();
-        let mut w = t.writer(&tx);
+        let mut w = t.writer(tx);
         // New rows are inserted in batches (see `Writer::insert_new`); a
         // change to a key already waiting in the batch writes the batch
         // first, so every change still sees the ones before it.
@@ -50,7 +83,7 @@ pub(super) fn apply_pull(
         // and not seen earlier in the page, cannot have a row: an initial
         // load (pages in key order onto an empty or shorter table) skips
         // the lookup of every row.
-        let above = highest_int_key(&tx, &t)?;
+        let above = highest_int_key(tx, &t)?;
         let mut seen: HashSet<u64> = HashSet::with_capacity(page.changes.len());
         for change in &page.changes {
             max_hlc = max_hlc.max(change.hlc);
@@ -72,7 +105,7 @@ pub(super) fn apply_pull(
                 // Written locally and not yet pushed: the push will meet this
                 // central version as a conflict and the policy decides.
                 Some((ver, _)) if ver > wm => stats.skipped_dirty += 1,
-                _ if quarantined && super::quarantine::contains(&tx, &t, &t.bind_key(key)?)? => {
+                _ if quarantined && super::quarantine::contains(tx, &t, &t.bind_key(key)?)? => {
                     stats.skipped_dirty += 1
                 }
                 // Already at this version or a later one.
@@ -111,9 +144,7 @@ pub(super) fn apply_pull(
     .db()?
     .execute(params![m.edge, page.token, page.done, now])
     .db()?;
-    end_apply(&tx, max_hlc)?;
-    tx.commit().db()?;
-    Ok(stats)
+    Ok((stats, max_hlc))
 }
 
 /// For a table keyed by one integer column: `Some(highest key)` (`Some(None)`
