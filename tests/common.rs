@@ -66,6 +66,59 @@ macro_rules! for_each_backend {
     };
 }
 
+pub mod hub;
+
+tokio::task_local! {
+    /// Set by [`for_each_backend_and_hub!`] for the hub runs of a test:
+    /// [`Env::new`] then puts an `edgesync serve` between the edges and the
+    /// central.
+    static VIA_HUB: bool;
+}
+
+/// Whether the running test syncs through a hub (see
+/// [`for_each_backend_and_hub!`]).
+pub fn via_hub() -> bool {
+    VIA_HUB.try_with(|v| *v).unwrap_or(false)
+}
+
+/// Run `test` with its edges syncing through `edgesync serve`.
+pub async fn through_hub<F: std::future::Future<Output = ()>>(test: F) {
+    VIA_HUB.scope(true, test).await
+}
+
+/// [`for_each_backend!`], and the same tests once more per hub-capable
+/// central with every edge syncing through a real `edgesync serve` (TLS,
+/// node tokens, signed requests): the test body is unchanged; [`Env`] writes
+/// the hub's `sync.toml` next to the edges', provisions the central through
+/// the hub's `init-sync`, creates a token per node and points the edges at
+/// the hub. The central is still queried and written directly, as the
+/// central's own applications would. Tests listed after `; direct only:`
+/// run in direct mode alone (say why where they are listed).
+#[macro_export]
+macro_rules! for_each_backend_and_hub {
+    ($($name:ident),* $(,)? $(; direct only: $($direct:ident),* $(,)?)?) => {
+        $crate::for_each_backend!($($name,)* $($($direct),*)?);
+        mod hub_sqlite_central {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::common::through_hub(super::$name($crate::common::Backend::Sqlite))
+                        .await
+                }
+            )*
+        }
+        mod hub_postgres_central {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::common::through_hub(super::$name($crate::common::Backend::Postgres))
+                        .await
+                }
+            )*
+        }
+    };
+}
+
 pub fn pg_admin_url() -> String {
     std::env::var("EDGESYNC_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
@@ -181,6 +234,9 @@ pub struct Env {
     pub nodes: Vec<String>,
     pub tables_toml: String,
     pub extra_toml: String,
+    /// In a hub run ([`for_each_backend_and_hub!`]): the hub in front of
+    /// the central.
+    pub hub: Option<hub::HubSide>,
 }
 
 impl Env {
@@ -230,14 +286,17 @@ impl Env {
                 (Some(name), url)
             }
         };
+        let nodes: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
+        let hub = via_hub().then(|| hub::HubSide::new(dir.path(), &nodes, &central_url));
         Env {
             backend,
             dir,
             test_db,
             central_url,
-            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            nodes,
             tables_toml: String::new(),
             extra_toml: String::new(),
+            hub,
         }
     }
 
@@ -255,10 +314,18 @@ impl Env {
 
     /// Write sync.toml with `tables` (TOML `[[table]]` entries) and `sync`
     /// section extras.
+    ///
+    /// In a hub run the same tables and extras also go into the hub's
+    /// `hub.toml` and the edges' `[central]` is the hub (see
+    /// [`hub::HubSide`]).
     pub fn write_config(&mut self, tables: &str, sync_extra: &str) {
         self.tables_toml = tables.to_string();
         self.extra_toml = sync_extra.to_string();
-        let mut s = format!("[central]\nurl = \"{}\"\n\n", self.central_url);
+        let central = match &self.hub {
+            Some(h) => h.configure(tables, sync_extra),
+            None => format!("[central]\nurl = \"{}\"\n\n", self.central_url),
+        };
+        let mut s = central;
         for n in &self.nodes {
             s.push_str(&format!(
                 "[[edge]]\nnode = \"{n}\"\npath = \"{}\"\n\n",
@@ -271,7 +338,29 @@ impl Env {
         std::fs::write(self.config_path(), s).expect("write sync.toml");
     }
 
+    /// In a hub run, make sure the hub runs on the current config (see
+    /// [`hub::HubSide::ensure`]); nothing otherwise.
+    pub fn ensure_hub(&self) {
+        if let Some(h) = &self.hub {
+            h.ensure();
+        }
+    }
+
+    /// Run the real binary where the central is administered: with the
+    /// hub's config in a hub run (`conflicts resolve`, `token`), else with
+    /// the edges' config.
+    pub fn central_cli(&self, args: &[&str]) -> Output {
+        match &self.hub {
+            Some(h) => {
+                h.ensure();
+                hub::cli(h.config_path(), args)
+            }
+            None => self.cli(args),
+        }
+    }
+
     pub async fn engine(&self, sel: Selection) -> anyhow::Result<Engine> {
+        self.ensure_hub();
         let loaded = Config::load(Some(&self.config_path()))?;
         loaded.config.validate()?;
         Engine::open(loaded.config, &loaded.path, &sel).await
@@ -370,6 +459,7 @@ impl Env {
 
     /// Run the real binary with this env's config.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.ensure_hub();
         std::process::Command::new(env!("CARGO_BIN_EXE_edgesync"))
             .arg("--config")
             .arg(self.config_path())
@@ -381,6 +471,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // The hub goes first: it holds connections to the central.
+        drop(self.hub.take());
         let Some(name) = self.test_db.take() else {
             return;
         };

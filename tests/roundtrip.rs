@@ -1,7 +1,7 @@
 //! Data flows both ways, values arrive exactly, and nothing moves twice.
 
 use crate::common::{query_text, series, Backend, Env, Sql};
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 pub const ITEMS: Sql = Sql {
     sqlite: "CREATE TABLE items (
@@ -487,7 +487,7 @@ async fn an_interrupted_initial_load_resumes_from_its_last_page(backend: Backend
     );
 }
 
-for_each_backend!(
+for_each_backend_and_hub!(
     every_type_round_trips_edge_to_edge,
     central_changes_reach_every_edge,
     edge_update_and_delete_reach_central_and_other_edges,
