@@ -67,7 +67,7 @@ use mysql_async::Pool;
 
 mod connection;
 mod error;
-mod fk;
+mod hub;
 mod meta;
 mod provision;
 mod pull;
@@ -208,5 +208,10 @@ impl Central for MysqlCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         meta::progress(&self.pool, &self.db).await
+    }
+
+    /// Tokens, nonces and the audit log in the metadata database (`hub.rs`).
+    fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {
+        Some(self)
     }
 }

@@ -182,6 +182,7 @@ pub async fn plan_init(
             out.push(step.statement());
         }
     }
+    out.extend(crate::hub::plan_init(&mut conn, db).await?);
     for (table, found, present) in per_table {
         let triggers = triggers_of(&mut conn, &found).await?;
         let vars = table_vars(db, table);
@@ -269,6 +270,7 @@ pub async fn plan_deinit(
         }
     }
     if all {
+        out.extend(crate::hub::plan_deinit(&mut conn, db).await?);
         for step in steps(DEINIT_SHARED, &as_refs(&shared_vars(db)))? {
             if table_exists(&mut conn, &db.default, shared_object(&step.id)).await? {
                 out.push(step.statement());
