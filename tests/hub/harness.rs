@@ -5,10 +5,7 @@
 //! is `https://` one of the hubs.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use edgesync::hub::auth;
 use edgesync::hub::client::HubCentral;
@@ -17,63 +14,7 @@ use edgesync::hub::transport::{Reply, Transport};
 
 use crate::common::{Backend, Dialects, Env};
 
-/// A running `edgesync serve`; killed when dropped.
-pub struct Serve {
-    child: Child,
-    /// `https://127.0.0.1:PORT`.
-    pub url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The certificate files of one test.
-pub struct Tls {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// A CA, and a certificate it signed for 127.0.0.1 and localhost.
-pub fn make_tls(dir: &Path) -> Tls {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "edgesync test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-        .expect("ca cert");
-    let key = KeyPair::generate().expect("hub key");
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("hub params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "edgesync test hub");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, &ca).expect("hub cert");
-    let tls = Tls {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("hub.pem"),
-        key: dir.join("hub.key"),
-    };
-    std::fs::write(&tls.ca, ca.pem()).expect("write ca");
-    std::fs::write(&tls.cert, cert.pem()).expect("write cert");
-    std::fs::write(&tls.key, key.serialize_pem()).expect("write key");
-    tls
-}
+pub use crate::common::hub::{make_tls, Serve, Tls};
 
 /// One hub test's world: the [`Env`] (central, edges, edge `sync.toml`),
 /// the hub's config, its certificate, the nodes' tokens and the running
@@ -130,11 +71,8 @@ impl HubEnv {
 
     fn write_hub_config(&self, serve_extra: &str) {
         let s = format!(
-            "[central]\nurl = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\n\
-             tls_key = \"{}\"\n{serve_extra}\n\n{}\n",
-            self.env.central_url,
-            self.tls.cert.display(),
-            self.tls.key.display(),
+            "{}{}\n",
+            crate::common::hub::hub_config_head(&self.env.central_url, &self.tls, serve_extra),
             self.tables
         );
         std::fs::write(self.hub_config(), s).expect("write hub.toml");
@@ -165,63 +103,17 @@ impl HubEnv {
 
     /// Run the binary with the hub's config.
     pub fn hub_cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_edgesync"))
-            .arg("--config")
-            .arg(self.hub_config())
-            .args(args)
-            .output()
-            .expect("run edgesync")
+        crate::common::hub::cli(&self.hub_config(), args)
     }
 
     /// `token create --node N [--param ...]`; the printed token.
     pub fn create_token(&self, node: &str, extra: &[&str]) -> String {
-        let mut args = vec!["token", "create", "--node", node];
-        args.extend_from_slice(extra);
-        let out = self.hub_cli(&args);
-        assert!(
-            out.status.success(),
-            "token create: {}",
-            crate::common::stderr(&out)
-        );
-        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(auth::token_id(&token).is_some(), "printed {token:?}");
-        token
+        crate::common::hub::create_token(&self.hub_config(), node, extra)
     }
 
     /// Start another `edgesync serve` on the hub config.
     pub fn start(&self) -> Serve {
-        let log = std::fs::File::create(
-            self.env
-                .path()
-                .join(format!("serve-{}.log", uuid::Uuid::new_v4().simple())),
-        )
-        .expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgesync"))
-            .arg("--config")
-            .arg(self.hub_config())
-            .args(["--log-level", "info", "serve"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = tx.send(first);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start: {line:?} (see serve-*.log in the test dir)");
-        };
-        Serve {
-            url: url.to_string(),
-            child,
-        }
+        crate::common::hub::start_serve(&self.hub_config(), self.env.path())
     }
 
     /// A client for hub `i` with `token`.

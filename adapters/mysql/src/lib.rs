@@ -67,6 +67,7 @@ use mysql_async::Pool;
 
 mod connection;
 mod error;
+mod fk;
 mod hub;
 mod meta;
 mod provision;
