@@ -101,6 +101,53 @@ pub trait Central: Send + Sync {
         limit: usize,
     ) -> Result<PullPage>;
 
+    /// [`Central::push`] for a node whose view of the table is limited by
+    /// the table's `filter` (`scope`; `None`: every row). Inside the push
+    /// transaction, a change whose new values, or whose current central row,
+    /// the scope does not select is not applied: it is recorded in the
+    /// conflict log (strategy [`crate::ConflictPolicy::OutOfScope`]) and
+    /// answered with [`crate::filter::Scope::refused_outcome`]; the rest of
+    /// the batch is applied as usual. No answer hands the node a row outside
+    /// its scope ([`crate::filter::Scope::restrict`]).
+    ///
+    /// The default refuses a scope: a backend that cannot enforce one must
+    /// not silently apply every row.
+    async fn push_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&crate::filter::Scope>,
+        batch: &PushBatch,
+    ) -> Result<PushResult> {
+        match scope {
+            None => self.push(node, table, batch).await,
+            Some(_) => Err(filters_unsupported(self.backend(), table)),
+        }
+    }
+
+    /// [`Central::pull`] for a node whose view of the table is limited by
+    /// `scope`. The central evaluates the filter in SQL with its values
+    /// bound: a changed row the scope selects travels as usual, a changed
+    /// row it does not select travels as [`crate::Change::moved_out`] (just
+    /// its key), so an edge holding it removes it (move-out) and a row
+    /// updated into the scope arrives as a plain upsert (move-in). The
+    /// initial load may leave out-of-scope rows out altogether.
+    ///
+    /// The default refuses a scope (see [`Central::push_scoped`]).
+    async fn pull_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&crate::filter::Scope>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<PullPage> {
+        match scope {
+            None => self.pull(node, table, token, limit).await,
+            Some(_) => Err(filters_unsupported(self.backend(), table)),
+        }
+    }
+
     /// The conflict log, newest first; open (manual) ones only unless `all`.
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>>;
 
@@ -146,6 +193,17 @@ pub trait Central: Send + Sync {
     fn hub_store(&self) -> Option<&dyn HubStore> {
         None
     }
+}
+
+/// The error a backend without row filter support answers a scope with.
+pub fn filters_unsupported(backend: &str, table: &TableMapping) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Config,
+        format!(
+            "table {}: row filters (`filter`) are not supported by the {backend} central yet",
+            table.central
+        ),
+    )
 }
 
 /// The error a backend without hub metadata answers with.

@@ -26,6 +26,11 @@ pub enum ConflictPolicy {
     FieldMerge,
     /// The central's state stays and both versions are parked for a person.
     Manual,
+    /// Not a table policy (`check-config` refuses it in `sync.toml`): what
+    /// the conflict log records for a push refused because its row, or the
+    /// central row it would change, is outside the pushing node's `filter`
+    /// (see [`crate::filter`]). The central row is kept.
+    OutOfScope,
 }
 
 impl ConflictPolicy {
@@ -37,6 +42,7 @@ impl ConflictPolicy {
             ConflictPolicy::LastWriteWins => "last-write-wins",
             ConflictPolicy::FieldMerge => "field-merge",
             ConflictPolicy::Manual => "manual",
+            ConflictPolicy::OutOfScope => "out-of-scope",
         }
     }
 }
@@ -289,7 +295,9 @@ pub fn resolve_with_base(
         return Resolution::plain(Decision::Apply, None);
     }
     let winner = match policy {
-        ConflictPolicy::ServerWins | ConflictPolicy::Manual => Decision::KeepCentral,
+        ConflictPolicy::ServerWins | ConflictPolicy::Manual | ConflictPolicy::OutOfScope => {
+            Decision::KeepCentral
+        }
         ConflictPolicy::ClientWins => Decision::Apply,
         // Field-merge gets here only without a base or against a delete:
         // the whole row goes by the HLC order, which is also what a column

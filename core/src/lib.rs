@@ -14,6 +14,7 @@
 //! - [`conflict`]: conflict policies and the pure resolution function that every
 //!   central adapter calls inside its apply transaction.
 //! - [`fk_order`]: a self-referencing table's rows in foreign-key order.
+//! - [`filter`]: row filters (a node's scope): parsing, evaluation, SQL with bind parameters.
 //! - [`hlc`]: the hybrid logical clock stamps used to order writes.
 //! - [`central`]: the [`central::Central`] trait, with the guarantees an
 //!   adapter must keep written on it.
@@ -26,6 +27,7 @@ pub mod central;
 pub mod change;
 pub mod conflict;
 pub mod error;
+pub mod filter;
 pub mod fk_order;
 pub mod hlc;
 pub mod names;
