@@ -20,4 +20,5 @@ mod hub;
 mod provisioning;
 mod replay;
 mod roundtrip;
+mod schema_evolution;
 mod types;

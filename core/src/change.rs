@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, ErrorKind, Result};
+use crate::schema::TableMapping;
 use crate::value::Value;
 
 /// One row change.
@@ -28,31 +30,6 @@ pub struct Change {
     pub hlc: i64,
 }
 
-impl Change {
-    /// A row that left the node's scope (its table's `filter` no longer
-    /// selects it): only the key travels, with `values: None` and
-    /// `deleted: false` (a shape no other change has). The edge removes its
-    /// copy physically, even on a soft-delete table, without a tombstone and
-    /// without capturing a local change: the row was not deleted, the node
-    /// just no longer holds it. Sent in pulls (move-out) and as the
-    /// `Superseded` row of a push refused as outside the scope.
-    pub fn moved_out(key: Vec<Value>, version: i64, hlc: i64) -> Change {
-        Change {
-            key,
-            values: None,
-            deleted: false,
-            version,
-            base: None,
-            hlc,
-        }
-    }
-
-    /// Is this a [`Change::moved_out`]?
-    pub fn is_move_out(&self) -> bool {
-        self.values.is_none() && !self.deleted
-    }
-}
-
 /// A push batch for one table: changes in increasing `version` order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushBatch {
@@ -71,6 +48,12 @@ pub struct PushBatch {
     /// records them in the conflict log.
     #[serde(default)]
     pub bases: Vec<Option<Vec<Value>>>,
+    /// [`schema_fingerprint`] of the mapping the edge read these rows with.
+    /// The central refuses the batch when it differs from its own mapping's
+    /// (see [`check_fingerprint`]); `None` (a sender older than the
+    /// fingerprint) is not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl PushBatch {
@@ -80,6 +63,7 @@ impl PushBatch {
             hi,
             changes,
             bases: Vec::new(),
+            fingerprint: None,
         }
     }
 
@@ -94,6 +78,7 @@ impl PushBatch {
             hi: changes.last().map_or(self.hi, |c| c.version),
             changes,
             bases: self.bases.iter().take(n).cloned().collect(),
+            fingerprint: self.fingerprint.clone(),
         }
     }
 
@@ -146,4 +131,72 @@ pub struct PullPage {
     /// `true` when this page ended a pass: `token` is then a watermark that
     /// covers every change committed before the pass began.
     pub done: bool,
+    /// [`schema_fingerprint`] of the mapping the central read these rows
+    /// with; the edge refuses the page when it differs from its own (see
+    /// [`check_fingerprint`]). `None` is not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+impl PullPage {
+    /// This page, marked as read with mapping `m` (every central adapter's
+    /// `pull` answers through it).
+    pub fn with_fingerprint(mut self, m: &TableMapping) -> PullPage {
+        self.fingerprint = Some(schema_fingerprint(m));
+        self
+    }
+}
+
+/// The fingerprint of the row layout a mapping reads and writes: central
+/// column names (lower-cased) and canonical types, in mapping order. Values
+/// travel as bare lists in that order, so two sides whose fingerprints
+/// differ would put values in the wrong columns; each batch and page carries
+/// its sender's fingerprint and the receiver refuses a mismatch. The text is
+/// a 64-bit FNV-1a hash (stable across builds and platforms, unlike
+/// `DefaultHasher`) prefixed with the format version.
+pub fn schema_fingerprint(m: &TableMapping) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for c in &m.columns {
+        feed(c.central.to_ascii_lowercase().as_bytes());
+        feed(b":");
+        feed(c.ty.to_string().as_bytes());
+        feed(b";");
+    }
+    format!("v1:{h:016x}")
+}
+
+/// Refuse a batch or page (`what`, e.g. "push batch") whose sender's
+/// fingerprint `got` differs from this side's mapping `m`: a `Schema` error
+/// naming the table and its columns here, so nothing is applied to the
+/// wrong columns. `None` (an older sender) passes.
+pub fn check_fingerprint(m: &TableMapping, got: Option<&str>, what: &str) -> Result<()> {
+    let Some(got) = got else {
+        return Ok(());
+    };
+    let ours = schema_fingerprint(m);
+    if got == ours {
+        return Ok(());
+    }
+    let cols: Vec<String> = m
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.central, c.ty))
+        .collect();
+    Err(Error::new(
+        ErrorKind::Schema,
+        format!(
+            "table {}: refused a {what} written for a different column layout \
+             (its schema fingerprint {got}, here {ours} for columns ({})); nothing was applied. \
+             The central schema changed: let the edge pick the change up on its next sync, \
+             or see \"Schema changes\" in the README",
+            m.edge,
+            cols.join(", ")
+        ),
+    ))
 }

@@ -1,5 +1,7 @@
 -- edgesync: remove the edge metadata tables (deinit-sync of every table).
 -- (The views over them are dropped before, by name.)
+DROP TABLE IF EXISTS es_schema;
+;;
 DROP TABLE IF EXISTS es_sync_requests;
 ;;
 DROP TABLE IF EXISTS es_conflicts;

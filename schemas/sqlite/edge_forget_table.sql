@@ -10,3 +10,5 @@ DELETE FROM es_state WHERE tbl = {{tbl}};
 DELETE FROM es_quarantine WHERE tbl = {{tbl}};
 ;;
 DELETE FROM es_conflicts WHERE tbl = {{tbl}};
+;;
+DELETE FROM es_schema WHERE tbl = {{tbl}};

@@ -177,4 +177,10 @@ impl Central for Gate {
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.inner.progress().await
     }
+
+    /// Schema evolution reads current central rows through it (see
+    /// `engine::evolve`).
+    fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {
+        self.inner.hub_store()
+    }
 }

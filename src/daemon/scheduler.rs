@@ -369,9 +369,16 @@ fn outcomes(engine: &Engine, gate: &Gate, node: &str, stats: &[TableStats]) -> V
             let error = match &s.error {
                 Some(_) if interrupted(s) => None,
                 Some(e) => {
+                    // A table paused by a schema change on the central
+                    // (`engine::evolve`) is no fault of the edge file.
+                    let local = if e.starts_with("schema:") {
+                        "schema"
+                    } else {
+                        "edge"
+                    };
                     let kind = gate
                         .kind(node, &s.table)
-                        .map_or("edge", |k| k.as_str())
+                        .map_or(local, |k| k.as_str())
                         .to_string();
                     Some((kind, e.clone()))
                 }

@@ -89,7 +89,7 @@ pub async fn resolve_central(
     Ok(out)
 }
 
-fn central_mapping(
+pub(crate) fn central_mapping(
     config: &Config,
     index: usize,
     t: &TableConfig,
@@ -194,6 +194,21 @@ pub async fn resolve_edge(
     for ct in tables {
         let mut m = ct.mapping.clone();
         let at = format!("edge {node} ({}): table {}", edge.path().display(), m.edge);
+        // A table whose column list the edge recorded is compared with the
+        // central at every sync instead (see `evolve`): a change there pauses
+        // that one table, or is applied, and never keeps the others from
+        // opening.
+        match recorded(edge, &m).await {
+            Ok(Some((aligned, _))) => {
+                out.push(aligned);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                problems.push(format!("{at}: {e}"));
+                continue;
+            }
+        }
         match edge.describe(&m.edge).await {
             Ok(None) => {} // created by init-sync with the central types
             Ok(Some(schema)) => {
@@ -249,7 +264,11 @@ pub async fn resolve_edge(
 }
 
 /// Edge type `edge` against central type `central` for a table flowing `dir`.
-fn check_direction(edge: ColType, central: ColType, dir: Direction) -> Result<(), String> {
+pub(crate) fn check_direction(
+    edge: ColType,
+    central: ColType,
+    dir: Direction,
+) -> Result<(), String> {
     if dir.pushes() {
         edge.lossless_into(central)?;
     }
@@ -257,4 +276,73 @@ fn check_direction(edge: ColType, central: ColType, dir: Direction) -> Result<()
         central.lossless_into(edge)?;
     }
     Ok(())
+}
+
+/// For a table whose synced columns the edge file recorded (`es_schema`):
+/// the central mapping `m` with the recorded columns first, in their order
+/// (rows and conflict bases already written keep their layout), then the
+/// columns the central gained; edge types from the edge table where it has
+/// the column. With it, the type problems `init-sync` must refuse (columns
+/// the edge lacks are not problems: `init-sync` adds them). `None` when
+/// nothing is recorded.
+pub async fn recorded(
+    edge: &EdgeDb,
+    m: &TableMapping,
+) -> edgesync_core::Result<Option<(TableMapping, Vec<String>)>> {
+    let Some(record) = edge.synced_columns(&m.edge).await? else {
+        return Ok(None);
+    };
+    let schema = edge.describe(&m.edge).await?;
+    let mut problems = Vec::new();
+    let mut columns: Vec<ColumnMap> = Vec::with_capacity(m.columns.len());
+    let position = |name: &str| {
+        m.columns
+            .iter()
+            .position(|c| c.central.eq_ignore_ascii_case(name))
+    };
+    let mut order: Vec<usize> = record
+        .columns
+        .iter()
+        .filter_map(|r| position(&r.central))
+        .collect();
+    for i in 0..m.columns.len() {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    for i in order {
+        let mut col = m.columns[i].clone();
+        if let Some(ec) = schema.as_ref().and_then(|s| s.column(&col.edge)) {
+            match &ec.ty {
+                Ok(ety) => {
+                    if let Err(why) = check_direction(*ety, col.ty, m.direction) {
+                        problems.push(format!(
+                            "table {}: edge column {} ({ety}) cannot sync with central {}.{} ({}): {why}; \
+                             change the edge column's type (or recreate the table) first",
+                            m.edge, col.edge, m.central, col.central, col.ty
+                        ));
+                    }
+                    col.edge_ty = *ety;
+                }
+                Err(why) => problems.push(format!("table {}: column {}: {why}", m.edge, col.edge)),
+            }
+        }
+        columns.push(col);
+    }
+    let key = m
+        .key_columns()
+        .filter_map(|k| {
+            columns
+                .iter()
+                .position(|c| c.central.eq_ignore_ascii_case(&k.central))
+        })
+        .collect();
+    Ok(Some((
+        TableMapping {
+            columns,
+            key,
+            ..m.clone()
+        },
+        problems,
+    )))
 }

@@ -8,6 +8,7 @@
 //! `edgesync_core::central` for atomicity and exactly-once delivery.
 
 pub mod conflicts;
+pub mod evolve;
 pub mod mapping;
 pub mod order;
 pub mod passes;

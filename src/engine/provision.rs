@@ -44,6 +44,9 @@ pub async fn plan(engine: &Engine, action: Action, all: bool) -> Result<Vec<Plan
         statements: central_stmts,
     });
     for edge in &engine.edges {
+        if action == Action::Init {
+            refuse_type_changes(edge).await?;
+        }
         let stmts = match action {
             Action::Init => edge.db.plan_init(&edge.config.node, &edge.tables).await,
             Action::Deinit => edge.db.plan_deinit(&edge.tables, all).await,
@@ -61,6 +64,29 @@ pub async fn plan(engine: &Engine, action: Action, all: bool) -> Result<Vec<Plan
         });
     }
     Ok(plans)
+}
+
+/// A table whose central column changed type in a way its edge column cannot
+/// hold is not re-provisioned over it: the operator changes the edge column
+/// first (see "Schema changes" in the README).
+async fn refuse_type_changes(edge: &super::Edge) -> Result<()> {
+    let mut problems = Vec::new();
+    for t in &edge.tables {
+        if let Some((_, p)) = super::mapping::recorded(&edge.db, t)
+            .await
+            .with_context(|| format!("edge {}: table {}", edge.config.node, t.edge))?
+        {
+            problems.extend(
+                p.into_iter()
+                    .map(|p| format!("edge {}: {p}", edge.config.node)),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", problems.join("\n"))
+    }
 }
 
 /// Render plans as reviewable SQL, per database.

@@ -211,6 +211,10 @@ pub async fn pull_table(
 /// Sync one edge: push all its tables, then pull all of them.
 pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
     let node = edge.config.node.as_str();
+    // Schema evolution: each table syncs with the mapping the central's
+    // table calls for now; tables paused by a breaking change sit out.
+    let evolving = super::evolve::prepare(engine, edge).await;
+    let edge = &evolving.edge;
     let mut all: Vec<TableStats> = edge
         .tables
         .iter()
@@ -266,6 +270,7 @@ pub async fn sync_edge(engine: &Engine, edge: &Edge) -> Vec<TableStats> {
             None => tracing::debug!(node, table = %table.edge, "synced, nothing to move"),
         }
     }
+    super::evolve::finish(engine, &evolving, &mut all).await;
     let served = request_outcomes(engine, &requests, &all);
     if let Err(e) = edge.db.serve_requests(&served).await {
         warn!(

@@ -173,6 +173,11 @@ impl Central for MysqlCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
         push::push(&self.pool, &self.db, self.mariadb, node, table, batch).await
     }
 
@@ -193,6 +198,7 @@ impl Central for MysqlCentral {
             limit,
         )
         .await
+        .map(|p| p.with_fingerprint(table))
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

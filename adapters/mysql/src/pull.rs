@@ -124,6 +124,7 @@ pub async fn pull(
         changes,
         token: Token { after }.encode(),
         done,
+        fingerprint: None,
     })
 }
 

@@ -201,6 +201,11 @@ impl Central for OracleCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
         let (owner, unicode) = (self.pool.default_owner.clone(), self.pool.db_unicode);
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
         self.pool
@@ -216,11 +221,15 @@ impl Central for OracleCentral {
         limit: usize,
     ) -> Result<PullPage> {
         let owner = self.pool.default_owner.clone();
+        let fingerprint = edgesync_core::change::schema_fingerprint(table);
         let (node, table) = (node.to_string(), table.clone());
         let token = token.map(str::to_string);
-        self.pool
+        let mut page = self
+            .pool
             .run(move |conn| pull::pull(conn, &owner, &node, &table, token.as_deref(), limit))
-            .await
+            .await?;
+        page.fingerprint = Some(fingerprint);
+        Ok(page)
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

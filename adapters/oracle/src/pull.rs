@@ -232,6 +232,7 @@ fn read_page(
         changes,
         token: Token::start(Some(target)).encode()?,
         done: true,
+        fingerprint: None,
     })
 }
 
@@ -240,6 +241,7 @@ fn more(changes: Vec<Change>, tok: Token) -> Result<PullPage> {
         changes,
         token: tok.encode()?,
         done: false,
+        fingerprint: None,
     })
 }
 

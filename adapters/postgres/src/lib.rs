@@ -130,6 +130,11 @@ impl Central for PgCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
         push::push(&self.pool, node, table, batch).await
     }
 
@@ -140,7 +145,9 @@ impl Central for PgCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(&self.pool, node, table, token, limit).await
+        pull::pull(&self.pool, node, table, token, limit)
+            .await
+            .map(|p| p.with_fingerprint(table))
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

@@ -145,6 +145,7 @@ async fn read_page(
         changes,
         token: token.encode()?,
         done: true,
+        fingerprint: None,
     })
 }
 
@@ -174,6 +175,7 @@ impl Page<'_> {
             changes,
             token: token.encode()?,
             done: false,
+            fingerprint: None,
         })
     }
 

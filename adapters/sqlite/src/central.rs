@@ -132,6 +132,11 @@ impl Central for SqliteCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
         self.run(move |c| push::push(c, &node, &table, &batch))
             .await
@@ -144,9 +149,13 @@ impl Central for SqliteCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
+        let fingerprint = edgesync_core::change::schema_fingerprint(table);
         let (node, table, token) = (node.to_string(), table.clone(), token.map(str::to_string));
-        self.run(move |c| pull::pull(c, &node, &table, token.as_deref(), limit))
-            .await
+        let mut page = self
+            .run(move |c| pull::pull(c, &node, &table, token.as_deref(), limit))
+            .await?;
+        page.fingerprint = Some(fingerprint);
+        Ok(page)
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

@@ -12,6 +12,7 @@
 //! central pages.
 
 mod app;
+mod evolve;
 mod fkeys;
 mod provision;
 mod pull;
@@ -19,6 +20,7 @@ mod push;
 mod quarantine;
 mod table;
 
+pub use evolve::{Evolved, SyncedColumns};
 pub use quarantine::QuarantinedChange;
 
 use std::path::{Path, PathBuf};
@@ -207,9 +209,24 @@ impl EdgeDb {
     }
 
     /// Applies one pull page, with its token, in one transaction.
+    /// A page read with another column layout than `table`'s (its schema
+    /// fingerprint differs) is refused with a `Schema` error, unapplied.
     pub async fn apply_pull(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
+        edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
         let (table, page) = (table.clone(), page.clone());
-        self.run(move |c| pull::apply_pull(c, &table, &page)).await
+        self.run(move |c| {
+            // A re-pull fetching columns the central gained (`edge/evolve.rs`).
+            let refilled = evolve::refill(c, &table, &page)?;
+            let mut stats = pull::apply_pull(c, &table, &page)?;
+            if let Some(n) = refilled {
+                stats.applied += n;
+                if page.done {
+                    evolve::end_refill(c, &table.edge)?;
+                }
+            }
+            Ok(stats)
+        })
+        .await
     }
 
     /// Set a local change the central refused aside, with its error, and move

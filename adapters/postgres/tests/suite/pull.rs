@@ -217,6 +217,7 @@ async fn composite_and_typed_keys_page_and_tombstone_exactly() {
                     hlc: 1,
                 }],
                 bases: Vec::new(),
+                fingerprint: None,
             },
         )
         .await

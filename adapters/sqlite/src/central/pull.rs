@@ -95,5 +95,6 @@ pub(super) fn pull(
         changes,
         token: serde_json::json!({ "v": last }).to_string(),
         done,
+        fingerprint: None,
     })
 }

@@ -65,6 +65,7 @@ pub(super) fn plan_init(
         out.extend(schema::with_purpose("edge metadata", stmts));
     }
     super::app::plan_init_tables(conn, &mut out)?;
+    super::evolve::plan_schema_table(conn, &mut out)?;
     for m in tables {
         plan_table(conn, m, &mut out)?;
     }
@@ -92,6 +93,9 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
     let key = key_cols(m);
     let ddl = TableDdl::new(table, &key);
     let actual = schema::table_name(conn, table)?;
+    // Columns the central gained since this table was provisioned (schema
+    // evolution): added here, nullable, and fetched again by a re-pull.
+    let mut added = Vec::new();
     let present: Vec<String> = match &actual {
         None => {
             let columns: Vec<String> = m
@@ -117,8 +121,15 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
         }
         Some(actual) => {
             let cols = schema::table_columns(conn, actual)?;
+            let provisioned = cols
+                .iter()
+                .any(|x| x.name.eq_ignore_ascii_case(names::COL_VER));
             for c in &m.columns {
                 if !cols.iter().any(|x| x.name.eq_ignore_ascii_case(&c.edge)) {
+                    if provisioned && !m.key_columns().any(|k| k.central == c.central) {
+                        added.push(c);
+                        continue;
+                    }
                     return Err(Error::schema(format!(
                         "edge table {table} has no column {} (mapped to central column {})",
                         c.edge, c.central
@@ -135,6 +146,26 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
             &format!("add column {table}.{col}"),
             vec![stmt],
         ));
+    }
+    if !added.is_empty() {
+        let n = super::evolve::pending(conn, table)?;
+        if n > 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "table {table}: the central table has new columns, and {n} local change(s) \
+                     are not pushed yet; run `edgesync sync --table {table}` first so they reach \
+                     the central under the columns they were written with (the daemon does \
+                     both steps by itself)"
+                ),
+            ));
+        }
+    }
+    for c in &added {
+        out.extend(super::evolve::plan_add_column(
+            actual.as_deref().unwrap_or(table),
+            c,
+        )?);
     }
     let index = names::object_name("ver", table, schema::MAX_NAME);
     if actual.is_none() || !schema::exists(conn, "index", &index)? {
@@ -173,6 +204,8 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
         })?);
     }
     out.extend(schema::plan_triggers(conn, actual.as_deref(), desired)?);
+    let added: Vec<String> = added.iter().map(|c| c.central.clone()).collect();
+    super::evolve::plan_record(conn, m, &added, out)?;
     Ok(())
 }
 
@@ -209,6 +242,7 @@ pub(super) fn plan_deinit(
             "es_quarantine",
             "es_conflicts",
             "es_sync_requests",
+            "es_schema",
         ]
         .into_iter()
         .map(|t| schema::exists(conn, "table", t))
@@ -237,6 +271,7 @@ fn forget_table(conn: &Connection, table: &str) -> Result<Vec<Statement>> {
         "es_base",
         "es_quarantine",
         "es_conflicts",
+        "es_schema",
     ] {
         if schema::exists(conn, "table", meta)? {
             present.push(meta);

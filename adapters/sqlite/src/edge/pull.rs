@@ -288,6 +288,7 @@ mod tests {
                 changes,
                 token: "t".into(),
                 done: true,
+                fingerprint: None,
             };
             let stats = apply_pull(&mut conn, &m, &page).expect("apply");
             assert_eq!(stats.applied, 253, "{deletes:?}");
@@ -331,6 +332,7 @@ mod tests {
             changes,
             token: "t".into(),
             done: false,
+            fingerprint: None,
         };
         let e = apply_pull(&mut conn, &m, &page).expect_err("refused");
         assert!(e.to_string().contains("id=57"), "{e}");

@@ -130,7 +130,12 @@ pub(super) fn read_changes(
     } else {
         bases
     };
-    Ok(Some(PushBatch { hi, changes, bases }))
+    Ok(Some(PushBatch {
+        hi,
+        changes,
+        bases,
+        fingerprint: Some(edgesync_core::change::schema_fingerprint(m)),
+    }))
 }
 
 pub(super) fn ack_push(

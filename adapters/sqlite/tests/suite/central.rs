@@ -24,6 +24,7 @@ fn batch(changes: Vec<Change>) -> PushBatch {
         hi: changes.iter().map(|c| c.version).max().unwrap_or(0),
         changes,
         bases: Vec::new(),
+        fingerprint: None,
     }
 }
 

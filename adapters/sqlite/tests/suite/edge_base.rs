@@ -27,6 +27,7 @@ fn page(changes: Vec<Change>) -> PullPage {
         changes,
         token: "{\"v\":100}".into(),
         done: true,
+        fingerprint: None,
     }
 }
 

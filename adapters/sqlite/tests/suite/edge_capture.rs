@@ -243,6 +243,7 @@ async fn without_rowid_tables_with_composite_keys_are_captured_and_applied() {
         ],
         token: "t".into(),
         done: true,
+        fingerprint: None,
     };
     let stats = db.apply_pull(&t, &page).await.unwrap();
     assert_eq!((stats.applied, stats.skipped_dirty), (1, 1));

@@ -268,6 +268,7 @@ async fn a_pull_only_table_refuses_application_writes_naming_the_table() {
         }],
         token: "{\"v\":7}".into(),
         done: true,
+        fingerprint: None,
     };
     assert_eq!(db.apply_pull(&t, &page).await.unwrap().applied, 1);
     for sql in [

@@ -22,6 +22,7 @@ fn page(changes: Vec<Change>, token: &str, done: bool) -> PullPage {
         changes,
         token: token.into(),
         done,
+        fingerprint: None,
     }
 }
 
