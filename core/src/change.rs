@@ -30,6 +30,31 @@ pub struct Change {
     pub hlc: i64,
 }
 
+impl Change {
+    /// A row that left the node's scope (its table's `filter` no longer
+    /// selects it): only the key travels, with `values: None` and
+    /// `deleted: false` (a shape no other change has). The edge removes its
+    /// copy physically, even on a soft-delete table, without a tombstone and
+    /// without capturing a local change: the row was not deleted, the node
+    /// just no longer holds it. Sent in pulls (move-out) and as the
+    /// `Superseded` row of a push refused as outside the scope.
+    pub fn moved_out(key: Vec<Value>, version: i64, hlc: i64) -> Change {
+        Change {
+            key,
+            values: None,
+            deleted: false,
+            version,
+            base: None,
+            hlc,
+        }
+    }
+
+    /// Is this a [`Change::moved_out`]?
+    pub fn is_move_out(&self) -> bool {
+        self.values.is_none() && !self.deleted
+    }
+}
+
 /// A push batch for one table: changes in increasing `version` order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushBatch {

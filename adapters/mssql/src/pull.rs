@@ -21,7 +21,6 @@
 //! tombstones. A later page may also deliver changes newer than the target,
 //! which the next pass repeats (the edge skips versions it already has).
 
-use edgesync_core::filter::Scope;
 use edgesync_core::{Change, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use serde::{Deserialize, Serialize};
 
@@ -101,42 +100,6 @@ impl Token {
 /// The rows query: `@P1` = limit, `@P2` = node, then the watermark (if
 /// `with_wm`), then the key cursor (if `with_after`).
 pub fn rows_sql(table: &TableMapping, with_wm: bool, with_after: bool) -> String {
-    rows_sql_scoped(table, with_wm, with_after, None)
-}
-
-/// The number of parameters [`rows_sql`] binds: a row filter's are
-/// numbered after them.
-pub fn rows_params(table: &TableMapping, with_wm: bool, with_after: bool) -> usize {
-    2 + usize::from(with_wm) + if with_after { table.key.len() } else { 0 }
-}
-
-/// A node's row filter over the rows query's alias `t`, its values bound as
-/// `@P<n>` after the query's own parameters.
-pub fn scope_condition(
-    table: &TableMapping,
-    scope: &Scope,
-    with_wm: bool,
-    with_after: bool,
-) -> Result<edgesync_core::filter::Rendered> {
-    let first = rows_params(table, with_wm, with_after) + 1;
-    let mut params = Vec::new();
-    let sql = scope.render_with(&|c| format!("t.{}", ident(c)), &mut |_, v, ty| {
-        params.push((v.clone(), ty));
-        Ok(sql::bind_expr(&format!("@P{}", first + params.len() - 1), ty))
-    })?;
-    Ok(edgesync_core::filter::Rendered { sql, params })
-}
-
-/// [`rows_sql`] for a node with a row filter (`scope`: its condition from
-/// [`scope_condition`]). On the initial load (`with_wm` false) only rows
-/// in scope are read; afterwards every changed row is read with a last
-/// column, 1 when it is in scope and 0 when it is not (a move-out).
-pub fn rows_sql_scoped(
-    table: &TableMapping,
-    with_wm: bool,
-    with_after: bool,
-    scope: Option<&str>,
-) -> String {
     let mut filter = "(t.es_origin IS NULL OR t.es_origin <> @P2)".to_string();
     let mut next = 3;
     if with_wm {
@@ -156,22 +119,13 @@ pub fn rows_sql_scoped(
             .collect();
         filter.push_str(&format!(" AND {}", sql::after_key(&keys, &params)));
     }
-    let mut cols: Vec<String> = table
+    let cols: Vec<String> = table
         .columns
         .iter()
         .map(|c| sql::read_expr(&format!("t.{}", ident(&c.central)), c.ty))
         .collect();
-    let mut stamps = "CAST(t.es_ver AS bigint), t.es_deleted, t.es_hlc".to_string();
-    match (scope, with_wm) {
-        (Some(cond), false) => filter.push_str(&format!(" AND {cond}")),
-        (Some(cond), true) => {
-            stamps.push_str(&format!(", {}", edgesync_core::filter::flag(cond)))
-        }
-        (None, _) => {}
-    }
-    cols.push(stamps);
     format!(
-        "SELECT TOP (@P1) {cols}
+        "SELECT TOP (@P1) {cols}, CAST(t.es_ver AS bigint), t.es_deleted, t.es_hlc
   FROM {table} AS t
  WHERE {filter}
  ORDER BY {order}",
@@ -213,14 +167,13 @@ pub async fn pull(
     pool: &Pool,
     node: &str,
     table: &TableMapping,
-    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
     let tok = Token::parse(token, table)?;
     let doing = format!("pulling from {}", table.central);
     let mut conn = pool.get().await?;
-    read_page(&mut conn, node, table, scope, tok, limit.max(1))
+    read_page(&mut conn, node, table, tok, limit.max(1))
         .await
         .map_err(|e| e.context(&doing))
 }
@@ -229,7 +182,6 @@ async fn read_page(
     conn: &mut Conn,
     node: &str,
     table: &TableMapping,
-    scope: Option<&Scope>,
     mut tok: Token,
     limit: usize,
 ) -> Result<PullPage> {
@@ -249,7 +201,7 @@ async fn read_page(
     tok.target = Some(target);
     let mut changes = Vec::new();
     if tok.phase == Phase::Rows {
-        let (rows, last) = read_rows(conn, node, table, scope, &tok, limit).await?;
+        let (rows, last) = read_rows(conn, node, table, &tok, limit).await?;
         let full = rows.len() == limit;
         changes = rows;
         if full {
@@ -293,7 +245,6 @@ async fn read_rows(
     conn: &mut Conn,
     node: &str,
     t: &TableMapping,
-    scope: Option<&Scope>,
     tok: &Token,
     limit: usize,
 ) -> Result<(Vec<Change>, Option<Vec<Value>>)> {
@@ -306,21 +257,9 @@ async fn read_rows(
             params.push(types::param(t.columns[i].ty, v)?);
         }
     }
-    let (with_wm, with_after) = (tok.wm.is_some(), tok.after_key.is_some());
-    let cond = match scope {
-        Some(s) => {
-            let r = scope_condition(t, s, with_wm, with_after)?;
-            for (v, ty) in &r.params {
-                params.push(types::param(*ty, v)?);
-            }
-            Some(r.sql)
-        }
-        None => None,
-    };
-    let flagged = cond.is_some() && with_wm;
     let rows = conn
         .query(
-            &rows_sql_scoped(t, with_wm, with_after, cond.as_deref()),
+            &rows_sql(t, tok.wm.is_some(), tok.after_key.is_some()),
             &params,
             "reading changed rows (run init-sync?)",
         )
@@ -333,14 +272,6 @@ async fn read_rows(
         for (k, c) in t.columns.iter().enumerate() {
             let what = format!("{}.{}", t.central, c.central);
             values.push(types::decode(cells[k], c.ty, &what)?);
-        }
-        if flagged && get_int(r, n + 3)? == Some(0) {
-            out.push(Change::moved_out(
-                t.key_of(&values),
-                need_int(r, n)?,
-                get_int(r, n + 2)?.unwrap_or(0),
-            ));
-            continue;
         }
         out.push(Change {
             key: t.key_of(&values),
