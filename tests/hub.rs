@@ -39,6 +39,7 @@ macro_rules! hub_backends {
     };
 }
 
+mod compression;
 mod jwt;
 
 const COLS: &str = "id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f";

@@ -45,6 +45,9 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// A hub, as a central database.
 pub struct HubCentral {
     transport: Transport,
+    /// Send zstd request bodies; cleared, for the life of this client, when
+    /// the hub refuses zstd (an older hub that speaks gzip only).
+    zstd_requests: std::sync::atomic::AtomicBool,
     tokens: Vec<String>,
     nodes: tokio::sync::Mutex<Option<HashMap<String, String>>>,
     catalog: tokio::sync::Mutex<Option<p::RegisterResponse>>,
@@ -76,6 +79,7 @@ impl HubCentral {
         }
         Ok(HubCentral {
             transport: Transport::new(url, ca)?,
+            zstd_requests: std::sync::atomic::AtomicBool::new(true),
             tokens,
             nodes: tokio::sync::Mutex::new(None),
             catalog: tokio::sync::Mutex::new(None),
@@ -91,7 +95,13 @@ impl HubCentral {
     ) -> Result<T> {
         let json = serde_json::to_vec(body)
             .map_err(|e| Error::internal(format!("cannot encode a request: {e}")))?;
-        let (bytes, encoding) = p::encode_body(json, Some(p::GZIP));
+        let zstd = || {
+            self.zstd_requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let request_encoding = |zstd: bool| if zstd { p::ZSTD } else { p::GZIP };
+        let (mut bytes, mut encoding) =
+            p::encode_body(json.clone(), Some(request_encoding(zstd())));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -133,6 +143,18 @@ impl HubCentral {
                         self.transport.url()
                     ))
                 });
+            }
+            if encoding == Some(p::ZSTD) && refuses_encoding(reply.status, &reply.body) {
+                // An older hub: gzip from now on (this retry is free).
+                tracing::info!(
+                    "the hub at {} does not take zstd bodies; sending gzip",
+                    self.transport.url()
+                );
+                self.zstd_requests
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                (bytes, encoding) = p::encode_body(json.clone(), Some(request_encoding(false)));
+                attempt -= 1;
+                continue;
             }
             if matches!(reply.status, 429 | 502..=504) && !last {
                 tokio::time::sleep(backoff(attempt, reply.retry_after)).await;
@@ -232,6 +254,15 @@ pub async fn hub_table_configs(
             filter: None,
         })
         .collect())
+}
+
+/// Did the hub refuse the request's `Content-Encoding`? 415 from this
+/// version, 400 naming the header from hubs before zstd.
+fn refuses_encoding(status: u16, body: &[u8]) -> bool {
+    status == 415
+        || (status == 400
+            && serde_json::from_slice::<p::ErrorBody>(body)
+                .is_ok_and(|b| b.error.contains("Content-Encoding")))
 }
 
 fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {

@@ -560,5 +560,10 @@ pub(super) fn decode_refusal(e: DecodeError, too_large: &dyn Fn() -> Refusal) ->
     match e {
         DecodeError::TooLarge => too_large(),
         DecodeError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, "bad_request", m),
+        DecodeError::Unsupported(m) => Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            m,
+        ),
     }
 }

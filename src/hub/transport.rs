@@ -1,6 +1,6 @@
 //! The edge's HTTPS connections to a hub: rustls (aws-lc-rs provider) with
 //! the web PKI roots plus `central.ca`, HTTP/1.1 over hyper, a few idle
-//! connections kept for reuse, gzip answers inflated. Certificate
+//! connections kept for reuse, zstd or gzip answers inflated (bounded). Certificate
 //! verification is always on; there is no switch to turn it off.
 
 use std::path::Path;
@@ -34,6 +34,8 @@ pub struct Reply {
     pub status: u16,
     /// `Retry-After`, in seconds.
     pub retry_after: Option<u64>,
+    /// The `Content-Encoding` the answer travelled with (`zstd`, `gzip`).
+    pub encoding: Option<String>,
     /// The body, inflated.
     pub body: Vec<u8>,
 }
@@ -215,7 +217,7 @@ impl Transport {
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header(header::HOST, host)
-            .header(header::ACCEPT_ENCODING, p::GZIP)
+            .header(header::ACCEPT_ENCODING, p::ACCEPT)
             .header(header::CONTENT_LENGTH, body.len().to_string());
         for (name, value) in headers {
             req = req.header(*name, value.as_str());
@@ -254,6 +256,7 @@ impl Transport {
         Ok(Reply {
             status,
             retry_after,
+            encoding,
             body,
         })
     }
