@@ -227,6 +227,11 @@ async fn check_config(cli: &Cli, offline: bool) -> Result<()> {
         );
         return Ok(());
     }
+    // A hub's JWT keys are read as `serve` would read them, so a missing or
+    // unreadable key is found here rather than at start-up.
+    if let Some(jwt) = loaded.config.serve.as_ref().and_then(|s| s.jwt.as_ref()) {
+        crate::hub::jwt::JwtVerifier::from_config(jwt)?;
+    }
     let engine = Engine::open_read_only(loaded.config, &loaded.path).await?;
     // Planning is read-only and runs every check init-sync would (unique
     // keys, node ids recorded in edge files, ...), so check-config finds

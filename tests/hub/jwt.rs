@@ -247,6 +247,67 @@ async fn a_spliced_rs256_jwt_is_refused(backend: Backend) {
     .await
 }
 
+/// A key `serve` cannot use is reported by `check-config` (and `serve`
+/// does not start), naming the key; the backend does not matter here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_jwt_key_is_named_by_check_config_and_serve() {
+    let keys = keys();
+    let h = scope_env(Backend::Sqlite, &keys.serve_extra).await;
+    let out = h.hub_cli(&["check-config"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let config = std::fs::read_to_string(h.hub_config()).expect("hub.toml");
+    let short = keys._dir.path().join("short.secret");
+    std::fs::write(&short, "too short").expect("write");
+    for (from, to, key) in [
+        (
+            "rs256.pem",
+            "missing.pem".to_string(),
+            "serve.jwt.rs256_public_key",
+        ),
+        (
+            "hs256.secret",
+            short.display().to_string(),
+            "serve.jwt.hs256_secret_file",
+        ),
+    ] {
+        let bad = config.replace(
+            &keys._dir.path().join(from).display().to_string(),
+            &keys._dir.path().join(&to).display().to_string(),
+        );
+        assert_ne!(bad, config);
+        std::fs::write(h.hub_config(), &bad).expect("write hub.toml");
+        let out = h.hub_cli(&["check-config"]);
+        let err = crate::common::stderr(&out);
+        assert!(!out.status.success() && err.contains(key), "{key}: {err}");
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_edgesync"))
+            .arg("--config")
+            .arg(h.hub_config())
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = serve.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = serve.kill();
+                let _ = serve.wait();
+                break None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let out = serve.wait_with_output().expect("serve output");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            status.is_some_and(|s| !s.success()) && err.contains(key),
+            "serve started with a bad {key}: {err}"
+        );
+    }
+}
+
 hub_backends!(
     a_valid_hs256_jwt_syncs_end_to_end,
     a_valid_rs256_jwt_syncs_end_to_end,
