@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, ConflictsCommand};
 use crate::config::{Config, LoadedConfig};
-use crate::engine::{conflicts, provision, status, sync, Engine, Selection};
+use crate::engine::{conflicts, progress, provision, status, sync, Engine, Selection};
 
 /// Failures that should exit 1 rather than 2.
 #[derive(Debug)]
@@ -60,10 +60,12 @@ fn load(cli: &Cli) -> Result<LoadedConfig> {
 
 async fn open(cli: &Cli, sel: Selection) -> Result<Engine> {
     let loaded = load(cli)?;
-    let default_level = if matches!(cli.command, Command::Run) {
-        "info"
-    } else {
-        "warn"
+    let default_level = match cli.command {
+        Command::Run => "info",
+        // Progress lines of long pulls (when stderr is not a terminal; on
+        // a terminal they are bars) are info events of their own target.
+        Command::Sync(_) => "warn,edgesync::progress=info",
+        _ => "warn",
     };
     init_logging(
         cli.log_level.as_deref(),
@@ -183,7 +185,7 @@ async fn provision_cmd(
 }
 
 async fn sync_once(engine: &Engine) -> Result<()> {
-    let stats = sync::sync_all(engine).await;
+    let stats = progress::observe(progress::for_stderr(), sync::sync_all(engine)).await;
     let mut failed = Vec::new();
     for s in &stats {
         match &s.error {

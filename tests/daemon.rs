@@ -3,6 +3,8 @@
 //! stderr. Every wait polls for a condition with a deadline.
 
 mod harness;
+mod notify;
+mod progress;
 
 use std::path::Path;
 use std::process::Command;

@@ -193,6 +193,25 @@ pub trait Central: Send + Sync {
     fn hub_store(&self) -> Option<&dyn HubStore> {
         None
     }
+
+    /// A feed announcing commits to these tables (see [`crate::watch`] for
+    /// its contract), so the daemon pulls them at once instead of at the
+    /// next `sync.interval`; `None` (the default) when this backend cannot
+    /// announce commits, and the interval alone decides. Connecting is left
+    /// to the feed's first [`crate::ChangeFeed::next`], so this never blocks.
+    fn watch(&self, tables: &[TableMapping]) -> Option<Box<dyn crate::ChangeFeed>> {
+        let _ = tables;
+        None
+    }
+
+    /// A cheap guess at how many rows `table` holds, for the progress and
+    /// ETA of an initial load; `None` (the default) when the backend has no
+    /// estimate it can read without scanning the table. Never exact and
+    /// never relied on: a pull ends when its last page says so.
+    async fn estimate_rows(&self, table: &TableMapping) -> Result<Option<u64>> {
+        let _ = table;
+        Ok(None)
+    }
 }
 
 /// The error a backend without row filter support answers a scope with.

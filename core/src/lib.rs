@@ -21,6 +21,7 @@
 //! - [`error`]: one error type whose [`error::ErrorKind`] means the same in
 //!   every adapter.
 //! - [`names`]: the reserved `es_` prefix and every name edgesync adds.
+//! - [`watch`]: change feeds, for centrals that announce their commits.
 #![deny(missing_docs)]
 
 pub mod central;
@@ -35,6 +36,7 @@ pub mod schema;
 pub mod template;
 pub mod types;
 pub mod value;
+pub mod watch;
 
 pub use central::Central;
 pub use change::{Change, PullPage, PushBatch, PushOutcome};
@@ -43,3 +45,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use schema::{Column, ColumnMap, QualifiedName, TableMapping, TableSchema};
 pub use types::ColType;
 pub use value::Value;
+pub use watch::{ChangeFeed, FeedEvent};

@@ -178,6 +178,14 @@ impl Central for Gate {
         self.inner.progress().await
     }
 
+    async fn estimate_rows(&self, table: &TableMapping) -> Result<Option<u64>> {
+        self.inner.estimate_rows(table).await
+    }
+
+    fn watch(&self, tables: &[TableMapping]) -> Option<Box<dyn edgesync_core::ChangeFeed>> {
+        self.inner.watch(tables)
+    }
+
     /// Schema evolution reads current central rows through it (see
     /// `engine::evolve`).
     fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::feed::{self, CentralWake};
 use super::gate::Gate;
 use super::scheduler::EdgeTask;
 use super::shared::Shared;
@@ -40,6 +41,8 @@ pub(crate) struct Generation {
     stop: watch::Sender<bool>,
     tasks: Vec<(String, JoinHandle<()>)>,
     prober: Option<JoinHandle<()>>,
+    /// Reads the central's change feed, when it has one.
+    feed: Option<JoinHandle<()>>,
 }
 
 /// The [`ErrorKind`] in an error's chain, if an adapter produced it.
@@ -72,6 +75,7 @@ impl Generation {
             stop: watch::Sender::new(false),
             tasks: Vec::new(),
             prober: None,
+            feed: None,
         })
     }
 
@@ -95,15 +99,37 @@ impl Generation {
         shared.metrics.track(&tracked, window);
         let nodes: Vec<String> = tracked.into_iter().map(|(n, _)| n).collect();
         shared.retain_progress(&nodes);
+        let mut wakes = Vec::new();
         for ec in &config.edges {
+            let central_wake = Arc::new(CentralWake::default());
+            wakes.push(central_wake.clone());
             let task = EdgeTask {
                 engine: self.engine.clone(),
                 gate: self.gate.clone(),
                 shared: shared.clone(),
                 config: ec.clone(),
                 stop: self.stop.subscribe(),
+                central_wake,
             };
             self.tasks.push((ec.node.clone(), tokio::spawn(task.run())));
+        }
+        // Central commits wake the pulls where the central can announce
+        // them (PostgreSQL); elsewhere the interval alone decides.
+        let watched: Vec<_> = self
+            .engine
+            .central_tables
+            .iter()
+            .map(|t| t.mapping.clone())
+            .collect();
+        match self.gate.inner().watch(&watched) {
+            Some(f) => {
+                let stop = self.stop.subscribe();
+                self.feed = Some(tokio::spawn(feed::run(f, wakes, stop)));
+            }
+            None => debug!(
+                backend = self.engine.central.backend(),
+                "this central does not announce commits; pulling every sync.interval"
+            ),
         }
         self.prober = Some(tokio::spawn(probe(
             self.gate.inner().clone(),
@@ -138,6 +164,9 @@ impl Generation {
         }
         if let Some(p) = self.prober {
             p.abort();
+        }
+        if let Some(f) = self.feed {
+            f.abort();
         }
     }
 }

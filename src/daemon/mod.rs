@@ -5,8 +5,9 @@
 //! [`Generation`] at a time: the running config, with one scheduler task
 //! per edge ([`scheduler`]). The schedulers are independent, so a broken
 //! edge only ever delays itself; each is woken by commits to its file
-//! ([`wake`]), by its interval, by its backoff timer, and by the central
-//! answering again.
+//! ([`wake`]), by commits at the central where the central announces them
+//! ([`feed`]: PostgreSQL `LISTEN/NOTIFY`), by its interval, by its backoff
+//! timer, and by the central answering again.
 //!
 //! Signals:
 //! - **SIGTERM / SIGINT**: no new batch starts; batches in flight finish
@@ -25,6 +26,7 @@
 //! scheduler has been stuck for [`STALL_LIMIT`], `RELOADING=1` and
 //! `STOPPING=1`.
 
+mod feed;
 mod gate;
 mod generation;
 mod reload;

@@ -14,7 +14,11 @@
 //! - every table, backing off or not, when the watcher sees a commit and an
 //!   application asked for a sync in the edge file (an unserved row of
 //!   `es_sync_requests`, or a conflict choice in `es_conflicts`);
-//! - every `sync.interval` (which is also when central changes are pulled);
+//! - when the central announces a commit to one of them (PostgreSQL
+//!   `LISTEN/NOTIFY`, see [`super::feed`]): those tables, after the same
+//!   short pause;
+//! - every `sync.interval` (the only time central changes are pulled from
+//!   centrals that announce nothing, and the safety net for those that do);
 //!
 //! and a failed table again on its own capped exponential backoff with
 //! jitter (`sync.retry_max`), during which local commits do not cut in, or
@@ -33,13 +37,14 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::feed::CentralWake;
 use super::gate::{Gate, INTERRUPTED};
 use super::generation::{error_kind, open_edge};
 use super::shared::Shared;
 use super::wake;
 use crate::config::EdgeConfig;
 use crate::engine::sync::{self, TableStats};
-use crate::engine::{Edge, Engine};
+use crate::engine::{progress, Edge, Engine};
 use crate::metrics::TableOutcome;
 
 /// Pause after a commit wakes an edge, so a burst of commits goes in one
@@ -54,6 +59,8 @@ enum Reason {
     Due,
     LocalChange,
     CentralBack,
+    /// The central announced commits (see [`super::feed`]).
+    CentralChange,
 }
 
 /// A failing table's (or the edge file's) retry state.
@@ -70,6 +77,8 @@ pub(crate) struct EdgeTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: EdgeConfig,
     pub(crate) stop: watch::Receiver<bool>,
+    /// Commits the central announced for this edge's tables.
+    pub(crate) central_wake: Arc<CentralWake>,
 }
 
 /// An open edge and the watcher of its file.
@@ -151,10 +160,14 @@ impl EdgeTask {
             shared,
             config,
             mut stop,
+            central_wake,
         } = self;
         let node = config.node.clone();
         let progress = shared.progress(&node);
         let wake = Arc::new(Notify::new());
+        // Long pulls (a new edge's initial load) log their progress.
+        let lines: Arc<dyn progress::Observer> =
+            Arc::new(progress::lines::Lines::new(progress::interval()));
         let mut central = shared.watch_central();
         let interval = engine.config.sync.interval;
         let base = BACKOFF_BASE.min(interval);
@@ -180,13 +193,16 @@ impl EdgeTask {
                     Reason::CentralBack
                 }
                 _ = wake.notified() => Reason::LocalChange,
+                _ = central_wake.notified() => Reason::CentralChange,
             };
             if *stop.borrow() {
                 break;
             }
 
             if st.open.is_none() {
-                if reason == Reason::LocalChange {
+                if matches!(reason, Reason::LocalChange | Reason::CentralChange) {
+                    // Opening syncs every table anyway.
+                    central_wake.take();
                     continue;
                 }
                 progress.start();
@@ -242,6 +258,17 @@ impl EdgeTask {
                     st.tables.clear();
                     open.edge.tables.clone()
                 }
+                Reason::CentralChange => {
+                    // A burst of commits becomes one pull.
+                    tokio::time::sleep(COALESCE).await;
+                    let wanted = central_wake.take();
+                    // Tables backing off wait for their retry timer.
+                    healthy
+                        .iter()
+                        .filter(|t| t.direction.pulls() && wanted.includes(&t.edge))
+                        .cloned()
+                        .collect()
+                }
                 Reason::Due => open
                     .edge
                     .tables
@@ -269,7 +296,7 @@ impl EdgeTask {
             gate.clear_kinds(&node);
             progress.start();
             let started = Instant::now();
-            let stats = sync::sync_edge(&engine, &edge).await;
+            let stats = progress::observe(lines.clone(), sync::sync_edge(&engine, &edge)).await;
             let took = started.elapsed();
             progress.finish();
 

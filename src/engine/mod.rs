@@ -12,6 +12,7 @@ pub mod evolve;
 pub mod mapping;
 pub mod order;
 pub mod passes;
+pub mod progress;
 pub mod provision;
 pub mod status;
 pub mod sync;

@@ -191,12 +191,15 @@ pub async fn pull_table(
             .await
             .with_context(|| format!("pulling table {}", table.edge))
     };
-    let mut page = fetch(db.pull_token(table).await?).await?;
+    let token = db.pull_token(table).await?;
+    let progress = super::progress::Pull::start(central, node, table, token.is_none()).await;
+    let mut page = fetch(token).await?;
     loop {
         if page.done {
             let applied = db.apply_pull(table, &page).await?;
             stats.pulled += applied.applied;
             stats.pull_pages += 1;
+            progress.advance(applied.applied);
             return Ok(());
         }
         let (applied, next) =
@@ -204,6 +207,7 @@ pub async fn pull_table(
         let applied = applied?;
         stats.pulled += applied.applied;
         stats.pull_pages += 1;
+        progress.advance(applied.applied);
         page = next?;
     }
 }

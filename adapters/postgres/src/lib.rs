@@ -33,6 +33,11 @@
 //! - **Errors by SQLSTATE** (`error.rs`), so the engine's retry decisions,
 //!   which read only [`edgesync_core::ErrorKind`], are right.
 //!
+//! - **Commits announced.** A statement-level trigger per table sends
+//!   `NOTIFY edgesync` at commit (`notify.rs`); [`Central::watch`] listens on
+//!   a connection of its own (`listen.rs`), so the daemon pulls within a
+//!   second of a central commit instead of at its next interval.
+//!
 //! Not captured: `TRUNCATE` (row triggers do not see it) and writes made
 //! with triggers disabled (`session_replication_role = replica`).
 #![deny(missing_docs)]
@@ -48,8 +53,11 @@ use sqlx::PgPool;
 
 mod connection;
 mod error;
+mod estimate;
 mod hub;
+mod listen;
 mod meta;
+mod notify;
 mod provision;
 mod pull;
 mod push;
@@ -168,5 +176,13 @@ impl Central for PgCentral {
 
     fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {
         Some(self)
+    }
+
+    fn watch(&self, tables: &[TableMapping]) -> Option<Box<dyn edgesync_core::ChangeFeed>> {
+        Some(Box::new(listen::PgFeed::new(&self.pool, &self.addr, tables)))
+    }
+
+    async fn estimate_rows(&self, table: &TableMapping) -> Result<Option<u64>> {
+        estimate::estimate_rows(&self.pool, table).await
     }
 }

@@ -35,14 +35,14 @@ const CONFLICT_COLUMNS: [&str; 3] = ["base_json", "resolved_at", "kept"];
 
 /// One statement of a template, with the `-- step: id | purpose` header that
 /// precedes it.
-struct Step {
-    id: String,
-    purpose: String,
-    sql: String,
+pub(crate) struct Step {
+    pub(crate) id: String,
+    pub(crate) purpose: String,
+    pub(crate) sql: String,
 }
 
 impl Step {
-    fn statement(self) -> Statement {
+    pub(crate) fn statement(self) -> Statement {
         Statement {
             purpose: self.purpose,
             sql: self.sql,
@@ -51,7 +51,7 @@ impl Step {
 }
 
 /// Render `template` and split it into its steps.
-fn steps(template_text: &str, vars: &[(&str, &str)]) -> Result<Vec<Step>> {
+pub(crate) fn steps(template_text: &str, vars: &[(&str, &str)]) -> Result<Vec<Step>> {
     let rendered = template::render(template_text, vars)?;
     let mut out = Vec::new();
     for chunk in rendered.split("\n;;") {
@@ -133,7 +133,7 @@ fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
 }
 
 /// The body between the `$es$` quotes of a rendered function statement.
-fn function_body(sql: &str) -> Option<&str> {
+pub(crate) fn function_body(sql: &str) -> Option<&str> {
     let start = sql.find("$es$")? + 4;
     let end = sql.rfind("$es$")?;
     sql.get(start..end)
@@ -225,6 +225,7 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
             }
         }
     }
+    out.extend(crate::notify::plan_init(&mut conn, tables).await?);
     out.extend(crate::hub::plan_init(&mut conn).await?);
     Ok(out)
 }
@@ -281,6 +282,7 @@ pub async fn plan_deinit(
             }
         }
     }
+    out.extend(crate::notify::plan_deinit(&mut conn, tables, all).await?);
     if all {
         for schema in schemas(tables) {
             for step in steps(DEINIT_SHARED, &as_refs(&shared_vars(&schema)))? {
