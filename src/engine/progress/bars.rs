@@ -3,15 +3,16 @@
 //! bar and an ETA; a spinner otherwise.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Mutex;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::{Begin, Observer};
 
 const WITH_TOTAL: &str =
-    "{prefix:.bold} [{bar:30}] {human_pos}/~{human_len} rows, {per_sec}, ETA {eta} (estimate)";
-const WITHOUT_TOTAL: &str = "{spinner} {prefix:.bold} {human_pos} rows, {per_sec}, {elapsed}";
+    "{prefix:.bold} [{bar:30}] {human_pos}/~{human_len} rows, {rate}, ETA {eta} (estimate)";
+const WITHOUT_TOTAL: &str = "{spinner} {prefix:.bold} {human_pos} rows, {rate}, {elapsed}";
 
 /// See the module documentation.
 pub struct Bars {
@@ -28,8 +29,12 @@ impl Default for Bars {
 impl Bars {
     /// Bars drawn on stderr.
     pub fn new() -> Bars {
+        Bars::drawing_to(ProgressDrawTarget::stderr())
+    }
+
+    fn drawing_to(target: ProgressDrawTarget) -> Bars {
         Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -41,7 +46,14 @@ impl Bars {
 
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
-        .map(|s| s.progress_chars("=> "))
+        .map(|s| {
+            // Whole rows per second (indicatif's own `{per_sec}` shows four
+            // decimals).
+            s.progress_chars("=> ")
+                .with_key("rate", |state: &ProgressState, w: &mut dyn Write| {
+                    let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                })
+        })
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
@@ -80,5 +92,45 @@ impl Observer for Bars {
             }
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(total: Option<u64>) -> Begin {
+        Begin {
+            node: "a".into(),
+            table: "items".into(),
+            initial: true,
+            total,
+        }
+    }
+
+    #[test]
+    fn a_low_estimate_grows_with_the_rows_and_incremental_pulls_get_no_bar() {
+        let bars = Bars::drawing_to(ProgressDrawTarget::hidden());
+        bars.begin(1, load(Some(100)));
+        bars.advance(1, 60);
+        bars.advance(1, 90);
+        {
+            let all = bars.bars();
+            let bar = all.get(&1).expect("a bar for the initial load");
+            assert_eq!(bar.position(), 150);
+            assert_eq!(bar.length(), Some(150), "never past 100%");
+        }
+        bars.end(1);
+        assert!(bars.bars().is_empty());
+        bars.begin(
+            2,
+            Begin {
+                initial: false,
+                ..load(None)
+            },
+        );
+        assert!(bars.bars().is_empty(), "no bar for an incremental pull");
+        bars.advance(2, 10);
+        bars.end(2);
     }
 }
