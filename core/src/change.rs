@@ -225,3 +225,68 @@ pub fn check_fingerprint(m: &TableMapping, got: Option<&str>, what: &str) -> Res
         ),
     ))
 }
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use crate::conflict::{ConflictPolicy, DeleteMode, Direction};
+    use crate::schema::{ColumnMap, QualifiedName};
+    use crate::types::ColType;
+
+    fn mapping(cols: &[(&str, ColType)]) -> TableMapping {
+        TableMapping {
+            edge: "t".into(),
+            central: QualifiedName::parse("t"),
+            columns: cols
+                .iter()
+                .map(|(n, ty)| ColumnMap {
+                    edge: n.to_string(),
+                    central: n.to_string(),
+                    ty: *ty,
+                    edge_ty: *ty,
+                    nullable: true,
+                })
+                .collect(),
+            key: vec![0],
+            direction: Direction::Both,
+            conflict: ConflictPolicy::ServerWins,
+            deletes: DeleteMode::Soft,
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_follows_names_types_and_order_only() {
+        let a = mapping(&[("id", ColType::Int), ("v", ColType::Bool)]);
+        let fp = schema_fingerprint(&a);
+        assert!(fp.starts_with("v1:") && fp.len() == 19, "{fp}");
+        // Stable across runs and builds (the wire depends on it).
+        assert_eq!(fp, schema_fingerprint(&a.clone()));
+        let mut renamed_on_edge = a.clone();
+        renamed_on_edge.columns[1].edge = "other".into();
+        assert_eq!(schema_fingerprint(&renamed_on_edge), fp);
+        let swapped = mapping(&[("v", ColType::Bool), ("id", ColType::Int)]);
+        assert_ne!(schema_fingerprint(&swapped), fp);
+        let retyped = mapping(&[("id", ColType::Int), ("v", ColType::Int)]);
+        assert_ne!(schema_fingerprint(&retyped), fp);
+        let wider = mapping(&[
+            ("id", ColType::Int),
+            ("v", ColType::Bool),
+            ("w", ColType::Int),
+        ]);
+        assert_ne!(schema_fingerprint(&wider), fp);
+    }
+
+    #[test]
+    fn a_mismatch_is_a_schema_error_naming_the_table() {
+        let a = mapping(&[("id", ColType::Int), ("v", ColType::Bool)]);
+        assert!(check_fingerprint(&a, None, "push batch").is_ok());
+        assert!(check_fingerprint(&a, Some(&schema_fingerprint(&a)), "push batch").is_ok());
+        let e =
+            check_fingerprint(&a, Some("v1:0000000000000000"), "pull page").expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Schema);
+        assert!(
+            e.to_string().contains("table t") && e.to_string().contains("pull page"),
+            "{e}"
+        );
+    }
+}

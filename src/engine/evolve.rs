@@ -465,3 +465,166 @@ fn with_columns(fresh: &TableMapping, columns: Vec<ColumnMap>) -> TableMapping {
         ..fresh.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use edgesync_core::{ColType, ConflictPolicy, DeleteMode, Direction};
+
+    use super::*;
+
+    fn col(name: &str, ty: ColType) -> ColumnMap {
+        ColumnMap {
+            edge: name.into(),
+            central: name.into(),
+            ty,
+            edge_ty: ty,
+            nullable: true,
+        }
+    }
+
+    fn text(n: u32) -> ColType {
+        ColType::Text { max_len: Some(n) }
+    }
+
+    fn mapping(columns: Vec<ColumnMap>, direction: Direction) -> TableMapping {
+        TableMapping {
+            edge: "items".into(),
+            central: QualifiedName::parse("items"),
+            columns,
+            key: vec![0],
+            direction,
+            conflict: ConflictPolicy::ServerWins,
+            deletes: DeleteMode::Soft,
+        }
+    }
+
+    fn record(m: &TableMapping) -> SyncedColumns {
+        SyncedColumns {
+            columns: m.columns.clone(),
+            key: vec!["id".into()],
+            refill: Vec::new(),
+        }
+    }
+
+    fn plan_for(old: &TableMapping, central: Vec<ColumnMap>) -> Plan {
+        let fresh = mapping(central, old.direction);
+        classify(&old.central, old, &fresh, &record(old))
+    }
+
+    fn paused(plan: Plan) -> String {
+        match plan {
+            Plan::Paused(why) => why,
+            other => panic!("not paused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_table_syncs_with_its_recorded_columns() {
+        let old = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Both,
+        );
+        match plan_for(&old, old.columns.clone()) {
+            Plan::Ready(m) => assert_eq!(m.columns, old.columns),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_added_column_is_appended_after_the_recorded_ones() {
+        let old = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Both,
+        );
+        // Added in the middle on the central: the recorded order is kept,
+        // so rows and conflict bases already written keep their layout.
+        let central = vec![
+            col("id", ColType::Int),
+            col("note", text(40)),
+            col("name", text(20)),
+        ];
+        match plan_for(&old, central) {
+            Plan::Evolve { old: o, new } => {
+                assert_eq!(o.columns, old.columns);
+                let names: Vec<&str> = new.columns.iter().map(|c| c.edge.as_str()).collect();
+                assert_eq!(names, ["id", "name", "note"]);
+                assert_eq!(new.key, vec![0]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_push_only_table_keeps_its_columns() {
+        let old = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Push,
+        );
+        let central = vec![
+            col("id", ColType::Int),
+            col("name", text(20)),
+            col("note", text(40)),
+        ];
+        match plan_for(&old, central) {
+            Plan::Ready(m) => assert_eq!(m.columns, old.columns),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_type_the_edge_column_still_holds_is_recorded_and_a_lossy_one_pauses() {
+        // A read-only table whose edge column is plain TEXT: a central
+        // varchar(20) widened to varchar(50) still fits.
+        let mut wide = col("name", text(20));
+        wide.edge_ty = ColType::Text { max_len: None };
+        let old = mapping(vec![col("id", ColType::Int), wide], Direction::Pull);
+        match plan_for(&old, vec![col("id", ColType::Int), col("name", text(50))]) {
+            Plan::Evolve { new, .. } => {
+                assert_eq!(new.columns[1].ty, text(50));
+                assert_eq!(new.columns[1].edge_ty, ColType::Text { max_len: None });
+            }
+            other => panic!("{other:?}"),
+        }
+        // Values that would not survive the edge column: paused.
+        let old = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Both,
+        );
+        let why = paused(plan_for(
+            &old,
+            vec![col("id", ColType::Int), col("name", text(50))],
+        ));
+        assert!(
+            why.contains("name") && why.contains("changed type"),
+            "{why}"
+        );
+        let why = paused(plan_for(
+            &old,
+            vec![col("id", ColType::Int), col("name", ColType::Bool)],
+        ));
+        assert!(why.contains("text(20) to bool"), "{why}");
+    }
+
+    #[test]
+    fn a_dropped_column_or_a_new_key_pauses_naming_it_and_the_way_forward() {
+        let old = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Both,
+        );
+        let why = paused(plan_for(&old, vec![col("id", ColType::Int)]));
+        assert!(
+            why.starts_with("schema:")
+                && why.contains("column name")
+                && why.contains("dropped or renamed")
+                && why.contains("init-sync --table items"),
+            "{why}"
+        );
+        let mut central = mapping(
+            vec![col("id", ColType::Int), col("name", text(20))],
+            Direction::Both,
+        );
+        central.key = vec![1];
+        let why = paused(classify(&old.central, &old, &central, &record(&old)));
+        assert!(why.contains("key"), "{why}");
+    }
+}

@@ -467,3 +467,162 @@ impl EdgeDb {
         self.run(move |c| evolve(c, &path, &node, &m)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use edgesync_core::{
+        Change, ColType, ConflictPolicy, DeleteMode, Direction, QualifiedName, Value,
+    };
+
+    use super::*;
+
+    fn col(name: &str, ty: ColType) -> ColumnMap {
+        ColumnMap {
+            edge: name.into(),
+            central: name.into(),
+            ty,
+            edge_ty: ty,
+            nullable: true,
+        }
+    }
+
+    fn items(extra: bool) -> TableMapping {
+        let mut columns = vec![
+            col("id", ColType::Int),
+            col("name", ColType::Text { max_len: None }),
+        ];
+        if extra {
+            columns.push(col("note", ColType::Text { max_len: None }));
+        }
+        TableMapping {
+            edge: "items".into(),
+            central: QualifiedName::parse("items"),
+            columns,
+            key: vec![0],
+            direction: Direction::Both,
+            conflict: ConflictPolicy::ServerWins,
+            deletes: DeleteMode::Soft,
+        }
+    }
+
+    fn provisioned() -> (tempfile::TempDir, Connection, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.db");
+        let mut conn = crate::worker::open_file(&path).expect("open");
+        let plan =
+            super::super::provision::plan_init(&conn, &path, "n", &[items(false)]).expect("plan");
+        crate::schema::execute(&mut conn, &plan).expect("provision");
+        // Two rows synced at central versions 5 and 6.
+        conn.execute_batch(
+            "UPDATE es_ctl SET applying = 1;
+             INSERT INTO items (id, name, es_ver, es_cver) VALUES (1, 'a', 0, 5), (2, 'b', 0, 6);
+             UPDATE es_ctl SET applying = 0;
+             INSERT INTO es_state (tbl, pull_token, pull_done) VALUES ('items', '{\"v\": 6}', 1);",
+        )
+        .expect("rows");
+        (dir, conn, path)
+    }
+
+    fn row(id: i64, note: &str, version: i64) -> Change {
+        Change {
+            key: vec![Value::Int(id)],
+            values: Some(vec![
+                Value::Int(id),
+                Value::Text("x".into()),
+                Value::Text(note.into()),
+            ]),
+            deleted: false,
+            version,
+            base: None,
+            hlc: 1,
+        }
+    }
+
+    #[test]
+    fn init_records_the_columns_and_a_second_plan_is_empty() {
+        let (_dir, conn, path) = provisioned();
+        let record = read_record(&conn, "items")
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(record.columns, items(false).columns);
+        assert_eq!(record.key, ["id"]);
+        let again =
+            super::super::provision::plan_init(&conn, &path, "n", &[items(false)]).expect("plan");
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn an_added_column_is_added_with_new_triggers_a_record_and_a_restarted_pull() {
+        let (_dir, mut conn, path) = provisioned();
+        let m = items(true);
+        match evolve(&mut conn, &path, "n", &m).expect("evolve") {
+            Evolved::Done(stmts) => {
+                let sql: Vec<&str> = stmts.iter().map(|s| s.sql.as_str()).collect();
+                assert!(
+                    sql.iter()
+                        .any(|s| s.contains("ALTER TABLE \"items\" ADD COLUMN \"note\" TEXT")),
+                    "{sql:?}"
+                );
+                assert!(sql.iter().any(|s| s.contains("DROP TRIGGER")), "{sql:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let record = read_record(&conn, "items")
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(record.columns, m.columns);
+        assert_eq!(record.refill, ["note"]);
+        let token: Option<String> = conn
+            .query_row(
+                "SELECT pull_token FROM es_state WHERE tbl = 'items'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("token");
+        assert_eq!(token, None);
+        // The rebuilt triggers capture a write to the new column.
+        conn.execute_batch("UPDATE items SET note = 'local' WHERE id = 2;")
+            .expect("write");
+        assert_eq!(pending(&conn, "items").expect("pending"), 1);
+        // Refill: only the clean row still at the page's version.
+        let page = PullPage {
+            changes: vec![row(1, "n1", 5), row(2, "n2", 6)],
+            token: "t".into(),
+            done: true,
+            fingerprint: None,
+        };
+        assert_eq!(refill(&mut conn, &m, &page).expect("refill"), Some(1));
+        let notes: Vec<(i64, Option<String>)> = conn
+            .prepare("SELECT id, note FROM items ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(
+            notes,
+            [(1, Some("n1".to_string())), (2, Some("local".to_string()))]
+        );
+        // Refilling captured nothing.
+        assert_eq!(pending(&conn, "items").expect("pending"), 1);
+    }
+
+    #[test]
+    fn nothing_is_altered_while_local_changes_are_pending() {
+        let (_dir, mut conn, path) = provisioned();
+        conn.execute_batch("UPDATE items SET name = 'mine' WHERE id = 1;")
+            .expect("write");
+        assert_eq!(
+            evolve(&mut conn, &path, "n", &items(true)).expect("evolve"),
+            Evolved::Pending(1)
+        );
+        assert!(schema::table_columns(&conn, "items")
+            .expect("columns")
+            .iter()
+            .all(|c| c.name != "note"));
+        // init-sync says why instead of adding the column under them.
+        let e = super::super::provision::plan_init(&conn, &path, "n", &[items(true)])
+            .expect_err("refused");
+        assert!(e.to_string().contains("not pushed yet"), "{e}");
+    }
+}
