@@ -31,7 +31,7 @@ use sqlx::Connection as _;
 use crate::common::{
     connect_mysql, connect_pg, query_text, seed_from_env, Backend, CentralConn, Env, Sql,
 };
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 const DDL: Sql = Sql {
     sqlite:
@@ -571,7 +571,7 @@ fn rows_to_map(rows: &[Vec<String>]) -> BTreeMap<i64, RowState> {
         .collect()
 }
 
-for_each_backend!(concurrent_late_commits_all_reach_the_edge);
+for_each_backend_and_hub!(concurrent_late_commits_all_reach_the_edge);
 
 /// Two application transactions on the central that touch different rows
 /// of a synced table must not wait for each other, let alone deadlock:

@@ -38,7 +38,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::common::{env_usize, query_text, seed_from_env, Backend, CentralConn, Env, Sql};
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE s (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, s TEXT);
@@ -868,4 +868,4 @@ async fn random_offline_edits_and_interrupted_syncs_converge(backend: Backend) {
     eprintln!("convergence({backend:?}): {cases} cases from seed {base} passed");
 }
 
-for_each_backend!(random_offline_edits_and_interrupted_syncs_converge);
+for_each_backend_and_hub!(random_offline_edits_and_interrupted_syncs_converge);

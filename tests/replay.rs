@@ -16,7 +16,7 @@ use edgesync::engine::Engine;
 use edgesync_core::{PullPage, PushBatch, PushOutcome, TableMapping, Value};
 
 use crate::common::{query_text, series, Backend, Env, Sql};
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE counters (id INTEGER PRIMARY KEY, name TEXT, n INTEGER NOT NULL);
@@ -686,7 +686,7 @@ async fn a_hard_delete_is_answered_with_its_tombstone_version(backend: Backend) 
     );
 }
 
-for_each_backend!(
+for_each_backend_and_hub!(
     a_hard_delete_is_answered_with_its_tombstone_version,
     replayed_push_batches_are_answered_and_never_reapplied,
     a_lost_push_answer_is_resent_and_recognised,
