@@ -15,6 +15,7 @@ mod daemon;
 mod demo;
 mod edge_app;
 mod faults;
+mod filters;
 mod foreign_keys;
 mod hub;
 mod provisioning;

@@ -822,3 +822,21 @@ name = "orders"
     );
     assert!(err.to_string().contains("hs256_secret"), "{err}");
 }
+
+/// `out-of-scope` is what the conflict log calls a push refused by a
+/// filter; choosing it as a policy is refused, per table and as default.
+#[test]
+fn out_of_scope_is_not_a_conflict_policy() {
+    let err = invalid(&parse(&format!("{MINIMAL}conflict = \"out-of-scope\"\n")));
+    assert!(problem(&err, "table[0].conflict")
+        .message
+        .contains("not a policy"));
+    let text = MINIMAL.replace(
+        "[[table]]",
+        "[sync]\nconflict = \"out-of-scope\"\n\n[[table]]",
+    );
+    let err = invalid(&parse(&text));
+    assert!(problem(&err, "sync.conflict")
+        .message
+        .contains("not a policy"));
+}

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use edgesync_core::names::is_reserved;
-use edgesync_core::QualifiedName;
+use edgesync_core::{ConflictPolicy, QualifiedName};
 
 use super::{
     secret, CentralConfig, Config, ConfigError, EdgeConfig, JwtConfig, LogConfig, MetricsConfig,
@@ -277,6 +277,9 @@ fn check_sync(s: &SyncConfig, v: &mut Vec<Problem>) {
             "must be longer than zero, e.g. \"5m\"",
         ));
     }
+    if s.conflict == ConflictPolicy::OutOfScope {
+        v.push(Problem::new("sync.conflict", OUT_OF_SCOPE_POLICY));
+    }
     if s.conflict_retention.is_zero() {
         v.push(Problem::new(
             "sync.conflict_retention",
@@ -323,8 +326,17 @@ fn check_tables(config: &Config, v: &mut Vec<Problem>) {
         if let Some(filter) = &t.filter {
             check_filter(i, filter, &config.edges, v);
         }
+        if t.conflict == Some(ConflictPolicy::OutOfScope) {
+            v.push(Problem::new(key("conflict"), OUT_OF_SCOPE_POLICY));
+        }
     }
 }
+
+/// `out-of-scope` names refused pushes in the conflict log; it decides
+/// nothing, so no table may choose it.
+const OUT_OF_SCOPE_POLICY: &str = "\"out-of-scope\" is what the conflict log records for a push \
+     outside a node's filter, not a policy; use server-wins, client-wins, last-write-wins, \
+     field-merge or manual";
 
 fn check_central_name(
     i: usize,

@@ -14,6 +14,7 @@ pub mod order;
 pub mod passes;
 pub mod progress;
 pub mod provision;
+pub mod scoped;
 pub mod status;
 pub mod sync;
 
@@ -144,6 +145,9 @@ impl Engine {
                 anyhow::bail!("--node {n}: no [[edge]] entry has that node id");
             }
         }
+        // Each node's `filter` scope applies to every push and pull made
+        // for it (see `scoped`).
+        let central = scoped::wrap(central, &config, &edges)?;
         Ok(Engine {
             config,
             base_dir,

@@ -129,7 +129,7 @@ fn scope_check<'h>(
     Ok(t)
 }
 
-fn bind<'f>(t: &'f HubTable, a: &Authed) -> Result<Option<super::scope::Bound<'f>>, Refusal> {
+fn bind(t: &HubTable, a: &Authed) -> Result<Option<super::scope::Bound>, Refusal> {
     t.filter
         .as_ref()
         .map(|f| f.bind(a.token.tenant.as_deref(), &a.token.params))
@@ -175,7 +175,8 @@ pub(super) async fn push(
             Refusal::new(StatusCode::BAD_REQUEST, "bad_request", "bad batch")
         })
     })?;
-    if let Some(scope) = bind(t, a)? {
+    let scope = bind(t, a)?;
+    if let Some(scope) = &scope {
         let out_of_scope = |what: &str, i: usize| {
             let key = t.mapping.describe_key(&req.batch.changes[i].key);
             let mut r = Refusal::new(
@@ -211,7 +212,7 @@ pub(super) async fn push(
     }
     let result = hub
         .central
-        .push(&a.token.node, &t.mapping, &req.batch)
+        .push_scoped(&a.token.node, &t.mapping, scope.as_ref(), &req.batch)
         .await
         .map_err(Refusal::central)?;
     hub.metrics
@@ -245,15 +246,26 @@ pub(super) async fn pull(
     }
     let scope = bind(t, a)?;
     let limit = req.limit.clamp(1, hub.limits.max_page_rows);
+    // The central evaluates the filter (rows that left the scope come as
+    // move-outs, keys only); checked here again all the same: a row outside
+    // the scope is never handed out, it goes as a move-out.
     let mut page = hub
         .central
-        .pull(&a.token.node, &t.mapping, req.token.as_deref(), limit)
+        .pull_scoped(
+            &a.token.node,
+            &t.mapping,
+            scope.as_ref(),
+            req.token.as_deref(),
+            limit,
+        )
         .await
         .map_err(Refusal::central)?;
-    if let Some(scope) = scope {
-        // Tombstones carry only a key; rows outside the scope are left out.
-        page.changes
-            .retain(|c| c.values.as_ref().is_none_or(|v| scope.selects(v)));
+    if let Some(scope) = &scope {
+        for c in &mut page.changes {
+            if c.values.as_deref().is_some_and(|v| !scope.selects(v)) {
+                *c = edgesync_core::Change::moved_out(c.key.clone(), c.version, c.hlc);
+            }
+        }
     }
     audit.rows = i64::try_from(page.changes.len()).unwrap_or(i64::MAX);
     hub.metrics

@@ -21,6 +21,7 @@
 //! tombstones. A later page may also deliver changes newer than the target,
 //! which the next pass repeats (the edge skips versions it already has).
 
+use edgesync_core::filter::Scope;
 use edgesync_core::{Change, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,45 @@ impl Token {
 /// The rows query: `@P1` = limit, `@P2` = node, then the watermark (if
 /// `with_wm`), then the key cursor (if `with_after`).
 pub fn rows_sql(table: &TableMapping, with_wm: bool, with_after: bool) -> String {
+    rows_sql_scoped(table, with_wm, with_after, None)
+}
+
+/// The number of parameters [`rows_sql`] binds: a row filter's are
+/// numbered after them.
+pub fn rows_params(table: &TableMapping, with_wm: bool, with_after: bool) -> usize {
+    2 + usize::from(with_wm) + if with_after { table.key.len() } else { 0 }
+}
+
+/// A node's row filter over the rows query's alias `t`, its values bound as
+/// `@P<n>` after the query's own parameters.
+pub fn scope_condition(
+    table: &TableMapping,
+    scope: &Scope,
+    with_wm: bool,
+    with_after: bool,
+) -> Result<edgesync_core::filter::Rendered> {
+    let first = rows_params(table, with_wm, with_after) + 1;
+    let mut params = Vec::new();
+    let sql = scope.render_with(&|c| format!("t.{}", ident(c)), &mut |_, v, ty| {
+        params.push((v.clone(), ty));
+        Ok(sql::bind_expr(
+            &format!("@P{}", first + params.len() - 1),
+            ty,
+        ))
+    })?;
+    Ok(edgesync_core::filter::Rendered { sql, params })
+}
+
+/// [`rows_sql`] for a node with a row filter (`scope`: its condition from
+/// [`scope_condition`]). On the initial load (`with_wm` false) only rows
+/// in scope are read; afterwards every changed row is read with a last
+/// column, 1 when it is in scope and 0 when it is not (a move-out).
+pub fn rows_sql_scoped(
+    table: &TableMapping,
+    with_wm: bool,
+    with_after: bool,
+    scope: Option<&str>,
+) -> String {
     let mut filter = "(t.es_origin IS NULL OR t.es_origin <> @P2)".to_string();
     let mut next = 3;
     if with_wm {
@@ -119,13 +159,20 @@ pub fn rows_sql(table: &TableMapping, with_wm: bool, with_after: bool) -> String
             .collect();
         filter.push_str(&format!(" AND {}", sql::after_key(&keys, &params)));
     }
-    let cols: Vec<String> = table
+    let mut cols: Vec<String> = table
         .columns
         .iter()
         .map(|c| sql::read_expr(&format!("t.{}", ident(&c.central)), c.ty))
         .collect();
+    let mut stamps = "CAST(t.es_ver AS bigint), t.es_deleted, t.es_hlc".to_string();
+    match (scope, with_wm) {
+        (Some(cond), false) => filter.push_str(&format!(" AND {cond}")),
+        (Some(cond), true) => stamps.push_str(&format!(", {}", edgesync_core::filter::flag(cond))),
+        (None, _) => {}
+    }
+    cols.push(stamps);
     format!(
-        "SELECT TOP (@P1) {cols}, CAST(t.es_ver AS bigint), t.es_deleted, t.es_hlc
+        "SELECT TOP (@P1) {cols}
   FROM {table} AS t
  WHERE {filter}
  ORDER BY {order}",
@@ -167,13 +214,14 @@ pub async fn pull(
     pool: &Pool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
     let tok = Token::parse(token, table)?;
     let doing = format!("pulling from {}", table.central);
     let mut conn = pool.get().await?;
-    read_page(&mut conn, node, table, tok, limit.max(1))
+    read_page(&mut conn, node, table, scope, tok, limit.max(1))
         .await
         .map_err(|e| e.context(&doing))
 }
@@ -182,6 +230,7 @@ async fn read_page(
     conn: &mut Conn,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     mut tok: Token,
     limit: usize,
 ) -> Result<PullPage> {
@@ -201,7 +250,7 @@ async fn read_page(
     tok.target = Some(target);
     let mut changes = Vec::new();
     if tok.phase == Phase::Rows {
-        let (rows, last) = read_rows(conn, node, table, &tok, limit).await?;
+        let (rows, last) = read_rows(conn, node, table, scope, &tok, limit).await?;
         let full = rows.len() == limit;
         changes = rows;
         if full {
@@ -245,6 +294,7 @@ async fn read_rows(
     conn: &mut Conn,
     node: &str,
     t: &TableMapping,
+    scope: Option<&Scope>,
     tok: &Token,
     limit: usize,
 ) -> Result<(Vec<Change>, Option<Vec<Value>>)> {
@@ -257,9 +307,24 @@ async fn read_rows(
             params.push(types::param(t.columns[i].ty, v)?);
         }
     }
+    let (with_wm, with_after) = (tok.wm.is_some(), tok.after_key.is_some());
+    let cond = match scope {
+        Some(s) => {
+            let r = scope_condition(t, s, with_wm, with_after)?;
+            for (v, ty) in &r.params {
+                params.push(types::param(*ty, v)?);
+            }
+            Some(r.sql)
+        }
+        None => None,
+    };
+    let flagged = cond.is_some() && with_wm;
     let rows = conn
         .query(
-            &rows_sql(t, tok.wm.is_some(), tok.after_key.is_some()),
+            &match &cond {
+                Some(c) => rows_sql_scoped(t, with_wm, with_after, Some(c)),
+                None => rows_sql(t, with_wm, with_after),
+            },
             &params,
             "reading changed rows (run init-sync?)",
         )
@@ -272,6 +337,14 @@ async fn read_rows(
         for (k, c) in t.columns.iter().enumerate() {
             let what = format!("{}.{}", t.central, c.central);
             values.push(types::decode(cells[k], c.ty, &what)?);
+        }
+        if flagged && get_int(r, n + 3)? == Some(0) {
+            out.push(Change::moved_out(
+                t.key_of(&values),
+                need_int(r, n)?,
+                get_int(r, n + 2)?.unwrap_or(0),
+            ));
+            continue;
         }
         out.push(Change {
             key: t.key_of(&values),
@@ -358,6 +431,69 @@ pub(crate) fn parse_tomb_key(t: &TableMapping, k: &str) -> Result<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A filtered table's rows query: on the initial load the condition
+    /// restricts the rows; later passes flag each row instead (0 = moved
+    /// out). Every filter value is a parameter after the query's own, typed
+    /// as its column (the UUID cast as the other UUID binds are), and a
+    /// value with a quote in it never reaches the text.
+    #[test]
+    fn a_row_filter_is_rendered_with_bound_parameters() {
+        use edgesync_core::{ColType, ColumnMap, ConflictPolicy, DeleteMode, Direction};
+        let col = |name: &str, ty| ColumnMap {
+            edge: name.into(),
+            central: name.into(),
+            ty,
+            edge_ty: ty,
+            nullable: true,
+        };
+        let m = TableMapping {
+            edge: "shops".into(),
+            central: edgesync_core::QualifiedName::parse("dbo.shops"),
+            columns: vec![
+                col("id", ColType::Int),
+                col("region", ColType::Text { max_len: None }),
+                col("owner", ColType::Uuid),
+            ],
+            key: vec![0],
+            direction: Direction::Both,
+            conflict: ConflictPolicy::ServerWins,
+            deletes: DeleteMode::Soft,
+        };
+        let params = std::collections::BTreeMap::from([
+            ("region".to_string(), "o'hare".to_string()),
+            (
+                "owner".to_string(),
+                "67e55044-10b1-426f-9247-bb680e5fe0c8".to_string(),
+            ),
+        ]);
+        let scope =
+            Scope::new("region = :region OR owner IN (:owner)", &m, None, &params).expect("scope");
+        let initial = scope_condition(&m, &scope, false, true).expect("render");
+        assert_eq!(
+            initial.sql,
+            "(t.[region] = @P4 OR t.[owner] IN (CAST(@P5 AS uniqueidentifier)))"
+        );
+        assert_eq!(initial.params[0].0, Value::Text("o'hare".into()));
+        let q = rows_sql_scoped(&m, false, true, Some(&initial.sql));
+        assert!(q.contains(&format!("AND {}", initial.sql)), "{q}");
+        assert!(!q.contains("CASE WHEN") && !q.contains("hare"), "{q}");
+        let later = scope_condition(&m, &scope, true, false).expect("render");
+        assert!(later.sql.starts_with("(t.[region] = @P4 "), "{}", later.sql);
+        let q = rows_sql_scoped(&m, true, false, Some(&later.sql));
+        assert!(
+            q.contains(&format!(
+                "t.es_hlc, CASE WHEN {} THEN 1 ELSE 0 END\n  FROM",
+                later.sql
+            )),
+            "{q}"
+        );
+        assert!(!q.contains(&format!("AND {}", later.sql)), "{q}");
+        assert_eq!(
+            rows_sql_scoped(&m, true, false, None),
+            rows_sql(&m, true, false)
+        );
+    }
 
     #[test]
     fn tokens_round_trip_and_foreign_ones_are_refused() {

@@ -19,8 +19,9 @@ use std::collections::HashSet;
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
+use edgesync_core::filter::Scope;
 use edgesync_core::{
-    Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
+    Change, ConflictPolicy, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
 
 use crate::connection::{Conn, Pool};
@@ -55,6 +56,7 @@ pub async fn push(
     pool: &Pool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     let doing = format!(
@@ -64,7 +66,7 @@ pub async fn push(
     );
     let mut conn = pool.get().await?;
     conn.begin(true).await.map_err(|e| e.context(&doing))?;
-    match apply(&mut conn, node, table, batch).await {
+    match apply(&mut conn, node, table, scope, batch).await {
         Ok(result) => match conn.commit(&doing).await {
             Ok(()) => Ok(result),
             Err(e) => {
@@ -83,6 +85,7 @@ async fn apply(
     conn: &mut Conn,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     for c in &batch.changes {
@@ -130,7 +133,7 @@ async fn apply(
         }
     }
     for (_, round) in rounds {
-        conflicts += apply_round(conn, &cx, batch, &round, &mut outcomes).await?;
+        conflicts += apply_round(conn, &cx, scope, batch, &round, &mut outcomes).await?;
     }
 
     conn.exec(
@@ -157,11 +160,15 @@ async fn apply(
         .into_iter()
         .map(|o| o.ok_or_else(|| Error::internal("a pushed change got no outcome")))
         .collect::<Result<Vec<_>>>()?;
-    Ok(PushResult {
+    let mut result = PushResult {
         outcomes,
         conflicts,
         replayed: replays.len(),
-    })
+    };
+    if let Some(scope) = scope {
+        scope.restrict_all(&mut result);
+    }
+    Ok(result)
 }
 
 /// A change must carry one value per key column and, when present, one per
@@ -257,6 +264,7 @@ fn superseded(change: &Change, current: Option<&Current>) -> PushOutcome {
 async fn apply_round(
     conn: &mut Conn,
     cx: &Ctx<'_>,
+    scope: Option<&Scope>,
     batch: &PushBatch,
     round: &[usize],
     outcomes: &mut [Option<PushOutcome>],
@@ -266,6 +274,7 @@ async fn apply_round(
     let hard = cx.table.deletes == DeleteMode::Hard;
     let mut plan: Vec<(usize, Act)> = Vec::new();
     let mut logged = Vec::new();
+    let mut refused = Vec::new();
     let mut merged_rows: Option<Vec<Change>> = None;
     let mut merged_at: Vec<usize> = Vec::new();
     for (&i, cur) in round.iter().zip(&current) {
@@ -274,6 +283,25 @@ async fn apply_round(
             .base_of(i)
             .filter(|b| b.len() == cx.table.columns.len());
         let row = cur.as_ref().map(|c| &c.row);
+        // Outside the node's filter: refused as a conflict, the central row
+        // kept, the rest of the batch applied.
+        if let Some(scope) = scope.filter(|s| s.refuses(change, row).is_some()) {
+            let keep = Resolution {
+                decision: Decision::KeepCentral,
+                conflict: Some(false),
+                merged: None,
+            };
+            refused.push(conflict_entry(
+                cx.table,
+                change,
+                base,
+                cur.as_ref(),
+                &keep,
+                false,
+            ));
+            outcomes[i] = Some(scope.refused_outcome(&change.key, row));
+            continue;
+        }
         let res = decide(
             cx.table.conflict,
             cx.node,
@@ -338,7 +366,13 @@ async fn apply_round(
         });
     }
     crate::meta::log_conflicts(conn, cx.table, cx.node, &logged).await?;
-    Ok(logged.len())
+    if !refused.is_empty() {
+        // Logged under their own strategy, which says why.
+        let mut out_of_scope = cx.table.clone();
+        out_of_scope.conflict = ConflictPolicy::OutOfScope;
+        crate::meta::log_conflicts(conn, &out_of_scope, cx.node, &refused).await?;
+    }
+    Ok(logged.len() + refused.len())
 }
 
 /// What the conflict log records about one conflict.

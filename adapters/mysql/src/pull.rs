@@ -13,6 +13,7 @@
 //! load restarts from its last stored token. Result sets are streamed and
 //! converted row by row; a page holds at most `limit` changes.
 
+use edgesync_core::filter::Scope;
 use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{IsolationLevel, Pool, Row, Transaction, TxOpts, Value as My};
@@ -64,12 +65,14 @@ impl Token {
 }
 
 /// `pull` for the trait.
+#[allow(clippy::too_many_arguments)]
 pub async fn pull(
     pool: &Pool,
     db: &Db,
     mariadb: bool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
@@ -95,6 +98,7 @@ pub async fn pull(
         node,
         after: tok.after,
         limit,
+        scope,
     };
     // Roll back explicitly on failure: a transaction left for the pool to
     // clean up would hold its metadata locks until then.
@@ -136,6 +140,8 @@ struct Page<'a> {
     node: &'a str,
     after: i64,
     limit: usize,
+    /// The node's row filter, if the table has one.
+    scope: Option<&'a Scope>,
 }
 
 impl Page<'_> {
@@ -148,15 +154,45 @@ impl Page<'_> {
             .iter()
             .map(|c| format!("t.{}", ident(&c.central)))
             .collect();
+        // With a row filter, each row says whether it is in the node's
+        // scope (evaluated here, values bound); one outside it travels as a
+        // move-out, just its key.
+        let mut binds: Vec<My> = Vec::new();
+        let in_scope =
+            match self.scope {
+                Some(scope) => edgesync_core::filter::flag(&scope.render_with(
+                    &|c| format!("t.{}", ident(c)),
+                    &mut |col, v, ty| {
+                        let native = t
+                            .columns
+                            .iter()
+                            .position(|c| c.central == col)
+                            .and_then(|i| self.natives.get(i))
+                            .ok_or_else(|| {
+                                Error::internal(format!("filter column {col} has no native type"))
+                            })?;
+                        binds.push(types::encode(v, ty, native).map_err(|e| {
+                            e.context(format!("filter value for {}.{col}", t.central))
+                        })?);
+                        Ok(sql::bind_expr(ty, native, true))
+                    },
+                )?),
+                None => "1".to_string(),
+            };
+        binds.extend([
+            My::Int(self.after),
+            My::Bytes(self.node.as_bytes().to_vec()),
+            My::UInt(self.limit as u64),
+        ]);
         let query = format!(
-            "SELECT {cols}, t.es_ver, t.es_deleted, t.es_hlc FROM {table} AS t
+            "SELECT {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope} FROM {table} AS t
               WHERE t.es_ver > ? AND NOT (t.es_origin <=> ?)
               ORDER BY t.es_ver LIMIT ?",
             cols = cols.join(", "),
             table = self.db.table_ref(&t.central),
         );
         let mut result = tx
-            .exec_iter(query, (self.after, self.node, self.limit as u64))
+            .exec_iter(query, mysql_async::Params::Positional(binds))
             .await
             .map_err(ctx("reading changed rows"))?;
         let n = t.columns.len();
@@ -177,6 +213,9 @@ impl Page<'_> {
                 let version = int(next())?;
                 let deleted = int(next())? != 0;
                 let hlc = int(next())?;
+                if int(next())? == 0 {
+                    return Ok(Change::moved_out(t.key_of(&vals), version, hlc));
+                }
                 Ok(Change {
                     key: t.key_of(&vals),
                     values: Some(vals),

@@ -24,9 +24,10 @@ use std::collections::{HashMap, HashSet};
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
+use edgesync_core::filter::Scope;
 use edgesync_core::fk_order::{children_first, parents_first};
 use edgesync_core::{
-    Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
+    Change, ConflictPolicy, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{IsolationLevel, Pool, Transaction, TxOpts};
@@ -50,6 +51,8 @@ pub(crate) struct Ctx<'a> {
     pub node: &'a str,
     /// The table's id in the metadata tables.
     pub tbl: String,
+    /// The pushing node's row filter, if the table has one.
+    pub scope: Option<&'a Scope>,
 }
 
 /// The central state of one key, as locked.
@@ -98,6 +101,7 @@ pub async fn push(
     mariadb: bool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     let doing = format!(
@@ -118,6 +122,7 @@ pub async fn push(
         natives,
         node,
         tbl: db.tbl_id(&table.central),
+        scope,
     };
     let result = {
         let mut opts = TxOpts::default();
@@ -220,11 +225,15 @@ async fn apply(tx: &mut Transaction<'_>, cx: &Ctx<'_>, batch: &PushBatch) -> Res
         .into_iter()
         .map(|o| o.ok_or_else(|| Error::internal("a pushed change got no outcome")))
         .collect::<Result<Vec<_>>>()?;
-    Ok(PushResult {
+    let mut result = PushResult {
         outcomes,
         conflicts,
         replayed: replays.len(),
-    })
+    };
+    if let Some(scope) = cx.scope {
+        scope.restrict_all(&mut result);
+    }
+    Ok(result)
 }
 
 /// An outcome that answers with a pending (not yet stamped) row or
@@ -414,6 +423,7 @@ async fn apply_round(
     let hard = cx.table.deletes == DeleteMode::Hard;
     let (mut updates, mut inserts, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     let mut logged = Vec::new();
+    let mut refused = Vec::new();
     // What is written: the changes as pushed, except field-merge results,
     // which replace a change's values (and stamp) with the merged row (the
     // batch is copied only when there is one).
@@ -428,6 +438,27 @@ async fn apply_round(
             .base_of(i)
             .filter(|b| b.len() == cx.table.columns.len());
         let row = cur.as_ref().map(|c| &c.row);
+        // Outside the node's filter: refused as a conflict, the central row
+        // kept, the rest of the batch applied.
+        if let Some(scope) = cx.scope.filter(|s| s.refuses(change, row).is_some()) {
+            let keep = Resolution {
+                decision: Decision::KeepCentral,
+                conflict: Some(false),
+                merged: None,
+            };
+            refused.push(conflict_entry(
+                cx.table,
+                change,
+                base,
+                cur.as_ref(),
+                &keep,
+                false,
+            ));
+            let outcome = scope.refused_outcome(&change.key, row);
+            note_pending(to_stamp, change, cur.as_ref(), &outcome)?;
+            outcomes[i] = Some(outcome);
+            continue;
+        }
         let res = decide(
             cx.table.conflict,
             cx.node,
@@ -527,7 +558,13 @@ async fn apply_round(
         outcomes[i] = Some(PushOutcome::Applied { version: PENDING });
     }
     crate::meta::log_conflicts(tx, cx.db, cx.table, cx.node, &logged).await?;
-    Ok(logged.len())
+    if !refused.is_empty() {
+        // Logged under their own strategy, which says why.
+        let mut out_of_scope = cx.table.clone();
+        out_of_scope.conflict = ConflictPolicy::OutOfScope;
+        crate::meta::log_conflicts(tx, cx.db, &out_of_scope, cx.node, &refused).await?;
+    }
+    Ok(logged.len() + refused.len())
 }
 
 /// What the conflict log records about one conflict.

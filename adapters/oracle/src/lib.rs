@@ -209,7 +209,7 @@ impl Central for OracleCentral {
         let (owner, unicode) = (self.pool.default_owner.clone(), self.pool.db_unicode);
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
         self.pool
-            .run(move |conn| push::push(conn, &owner, unicode, &node, &table, &batch))
+            .run(move |conn| push::push(conn, &owner, unicode, &node, &table, None, &batch))
             .await
     }
 
@@ -226,10 +226,63 @@ impl Central for OracleCentral {
         let token = token.map(str::to_string);
         let mut page = self
             .pool
-            .run(move |conn| pull::pull(conn, &owner, &node, &table, token.as_deref(), limit))
+            .run(move |conn| pull::pull(conn, &owner, &node, &table, None, token.as_deref(), limit))
             .await?;
         page.fingerprint = Some(fingerprint);
         Ok(page)
+    }
+
+    async fn push_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
+        batch: &PushBatch,
+    ) -> Result<PushResult> {
+        let Some(scope) = scope.cloned() else {
+            return self.push(node, table, batch).await;
+        };
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
+        let (owner, unicode) = (self.pool.default_owner.clone(), self.pool.db_unicode);
+        let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
+        self.pool
+            .run(move |conn| push::push(conn, &owner, unicode, &node, &table, Some(&scope), &batch))
+            .await
+    }
+
+    async fn pull_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<PullPage> {
+        let Some(scope) = scope.cloned() else {
+            return self.pull(node, table, token, limit).await;
+        };
+        let owner = self.pool.default_owner.clone();
+        let (node, t) = (node.to_string(), table.clone());
+        let token = token.map(str::to_string);
+        let page = self
+            .pool
+            .run(move |conn| {
+                pull::pull(
+                    conn,
+                    &owner,
+                    &node,
+                    &t,
+                    Some(&scope),
+                    token.as_deref(),
+                    limit,
+                )
+            })
+            .await?;
+        Ok(page.with_fingerprint(table))
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

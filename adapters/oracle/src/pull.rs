@@ -21,7 +21,8 @@
 //! tombstones. A later page may also deliver changes newer than the target,
 //! which the next pass repeats (the edge skips versions it already has).
 
-use edgesync_core::{Change, Error, ErrorKind, PullPage, Result, TableMapping, Value};
+use edgesync_core::filter::{Placeholder, Scope};
+use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use oracle::sql_type::ToSql;
 use oracle::Connection;
 use serde::{Deserialize, Serialize};
@@ -118,14 +119,92 @@ pub fn rows_sql(
     with_after: bool,
     order: &mut Vec<usize>,
 ) -> String {
+    build_rows_sql(t, default_owner, with_wm, with_after, order, |_| None)
+}
+
+/// [`rows_sql`] for a node with a row filter, and the filter's values to
+/// bind. On the initial load (`with_wm` false) the condition restricts the
+/// rows, its values bound after the key cursor's; afterwards every changed
+/// row is read with a first column, 1 when it is in the node's scope and 0
+/// when it is not (a move-out), its values bound first. Placeholders are
+/// numbered in the order they appear, as Oracle binds them.
+pub fn rows_sql_scoped(
+    t: &TableMapping,
+    default_owner: &str,
+    with_wm: bool,
+    with_after: bool,
+    order: &mut Vec<usize>,
+    scope: &Scope,
+) -> Result<(String, Vec<(Value, ColType)>)> {
+    let mut params = Vec::new();
+    let mut failed = None;
+    let column = |c: &str| format!("t.{}", ident(c));
+    let sql = build_rows_sql(
+        t,
+        default_owner,
+        with_wm,
+        with_after,
+        order,
+        |first| match scope.render(Placeholder::Colon, &column, first) {
+            Ok(r) => {
+                let n = r.params.len();
+                params.extend(r.params);
+                Some((r.sql, n))
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        },
+    );
+    match failed {
+        Some(e) => Err(e.context(format!("the row filter of {}", t.central))),
+        None => Ok((sql, params)),
+    }
+}
+
+/// The rows query; `cond(first)` renders a row filter with placeholders
+/// from `:first` and says how many it took (`None`: no filter).
+fn build_rows_sql(
+    t: &TableMapping,
+    default_owner: &str,
+    with_wm: bool,
+    with_after: bool,
+    order: &mut Vec<usize>,
+    mut cond: impl FnMut(usize) -> Option<(String, usize)>,
+) -> String {
     let mut p = Placeholders::new();
+    let mut taken = 0;
+    let take_n = |p: &mut Placeholders, n: usize| {
+        for _ in 0..n {
+            p.take();
+        }
+    };
+    let mut flag = String::new();
+    if with_wm {
+        if let Some((c, n)) = cond(1) {
+            flag = format!("{}, ", edgesync_core::filter::flag(&c));
+            take_n(&mut p, n);
+            taken += n;
+        }
+    }
     let mut filter = format!("(t.es_origin IS NULL OR t.es_origin <> {})", p.take());
+    taken += 1;
     if with_wm {
         filter.push_str(&format!(" AND t.es_scn >= {}", p.take()));
+        taken += 1;
     }
     let keys = sql::key_columns(t, Some("t"));
     if with_after {
+        let before = order.len();
         filter.push_str(&format!(" AND {}", sql::after_key(&keys, &mut p, order)));
+        taken += order.len() - before;
+    }
+    if !with_wm {
+        if let Some((c, n)) = cond(taken + 1) {
+            filter.push_str(&format!(" AND {c}"));
+            take_n(&mut p, n);
+        }
     }
     let cols: Vec<String> = t
         .columns
@@ -133,7 +212,7 @@ pub fn rows_sql(
         .map(|c| sql::read_expr(&format!("t.{}", ident(&c.central)), c.ty))
         .collect();
     format!(
-        "SELECT {cols}, t.es_ver, t.es_deleted, t.es_hlc
+        "SELECT {flag}{cols}, t.es_ver, t.es_deleted, t.es_hlc
   FROM {table} t
  WHERE {filter}
  ORDER BY {order_by}
@@ -177,13 +256,14 @@ pub fn pull(
     default_owner: &str,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
     let tok = Token::parse(token, table)?;
     sql::check_mapping(table, default_owner)?;
     let doing = format!("pulling from {}", table.central);
-    let page = read_page(conn, default_owner, node, table, tok, limit.max(1))
+    let page = read_page(conn, default_owner, node, table, scope, tok, limit.max(1))
         .map_err(|e| e.context(&doing));
     // Reads only; end the (read) transaction either way.
     conn.rollback().ok();
@@ -195,6 +275,7 @@ fn read_page(
     owner: &str,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     mut tok: Token,
     limit: usize,
 ) -> Result<PullPage> {
@@ -209,7 +290,7 @@ fn read_page(
     tok.target = Some(target);
     let mut changes = Vec::new();
     if tok.phase == Phase::Rows {
-        let rows = read_rows(conn, owner, node, table, &tok, limit)?;
+        let rows = read_rows(conn, owner, node, table, scope, &tok, limit)?;
         let full = rows.len() == limit;
         let last = rows.last().map(|c| c.key.clone());
         changes = rows;
@@ -250,18 +331,33 @@ fn read_rows(
     owner: &str,
     node: &str,
     t: &TableMapping,
+    scope: Option<&Scope>,
     tok: &Token,
     limit: usize,
 ) -> Result<Vec<Change>> {
     let mut order = Vec::new();
-    let sql = rows_sql(
-        t,
-        owner,
-        tok.wm.is_some(),
-        tok.after_key.is_some(),
-        &mut order,
-    );
-    let mut binds: Vec<Bind> = vec![Bind::Text(Some(node.to_string()))];
+    let (with_wm, with_after) = (tok.wm.is_some(), tok.after_key.is_some());
+    let (sql, filter_values) = match scope {
+        Some(s) => rows_sql_scoped(t, owner, with_wm, with_after, &mut order, s)?,
+        None => (
+            rows_sql(t, owner, with_wm, with_after, &mut order),
+            Vec::new(),
+        ),
+    };
+    let bind_filter = |binds: &mut Vec<Bind>| -> Result<()> {
+        for (v, ty) in &filter_values {
+            binds.push(types::bind(*ty, &key_native(), v)?);
+        }
+        Ok(())
+    };
+    // A flag column comes first (values bound first); an initial load's
+    // condition after the key cursor.
+    let flagged = scope.is_some() && with_wm;
+    let mut binds: Vec<Bind> = Vec::new();
+    if flagged {
+        bind_filter(&mut binds)?;
+    }
+    binds.push(Bind::Text(Some(node.to_string())));
     if let Some(wm) = tok.wm {
         binds.push(Bind::Int(Some(wm)));
     }
@@ -270,6 +366,9 @@ fn read_rows(
             let ty = t.columns[t.key[j]].ty;
             binds.push(types::bind(ty, &key_native(), &after[j])?);
         }
+    }
+    if scope.is_some() && !flagged {
+        bind_filter(&mut binds)?;
     }
     binds.push(Bind::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
     let refs: Vec<&dyn ToSql> = binds.iter().map(|b| b as &dyn ToSql).collect();
@@ -281,10 +380,21 @@ fn read_rows(
     for r in rows {
         let r = r.map_err(ctx("reading changed rows"))?;
         let get = || ctx("reading changed rows");
+        // With a flag column, every column is one further on.
+        let o = usize::from(flagged);
         let mut values = Vec::with_capacity(n);
         for (k, c) in t.columns.iter().enumerate() {
             let what = format!("{}.{}", t.central, c.central);
-            values.push(types::decode(&r, k, c.ty, &what)?);
+            values.push(types::decode(&r, k + o, c.ty, &what)?);
+        }
+        let n = n + o;
+        if flagged && r.get::<usize, i64>(0).map_err(get())? == 0 {
+            out.push(Change::moved_out(
+                t.key_of(&values),
+                r.get(n).map_err(get())?,
+                r.get(n + 2).map_err(get())?,
+            ));
+            continue;
         }
         out.push(Change {
             key: t.key_of(&values),
@@ -369,6 +479,55 @@ pub(crate) fn parse_tomb_key(t: &TableMapping, k: &str) -> Result<Vec<Value>> {
 mod tests {
     use super::*;
     use edgesync_core::{ColType, ColumnMap, ConflictPolicy, DeleteMode, Direction, QualifiedName};
+
+    /// A filtered table's rows query: the initial load restricts the rows
+    /// (values bound after the key cursor's), later passes flag each row in
+    /// a first column (values bound first); placeholders numbered in the
+    /// order they appear, and a value with a quote in it only ever bound.
+    #[test]
+    fn a_row_filter_is_rendered_with_bound_parameters() {
+        let mut m = mapping();
+        m.columns.push(ColumnMap {
+            edge: "region".into(),
+            central: "REGION".into(),
+            ty: ColType::Text { max_len: None },
+            edge_ty: ColType::Text { max_len: None },
+            nullable: true,
+        });
+        let params =
+            std::collections::BTreeMap::from([("region".to_string(), "o'hare".to_string())]);
+        let scope = Scope::new("REGION IN (:region, 'all')", &m, None, &params).expect("scope");
+        let mut order = Vec::new();
+        let (sql, values) =
+            rows_sql_scoped(&m, "APP", false, true, &mut order, &scope).expect("render");
+        assert!(
+            sql.contains(r#"AND ((t."ID" > :2)) AND t."REGION" IN (:3, :4)"#),
+            "{sql}"
+        );
+        assert!(sql.ends_with("FETCH FIRST :5 ROWS ONLY"), "{sql}");
+        assert!(!sql.contains("hare") && !sql.contains("'all'"), "{sql}");
+        assert_eq!(
+            values.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(),
+            [Value::Text("o'hare".into()), Value::Text("all".into())]
+        );
+        let mut order = Vec::new();
+        let (sql, _) = rows_sql_scoped(&m, "APP", true, false, &mut order, &scope).expect("render");
+        assert!(
+            sql.starts_with(r#"SELECT CASE WHEN t."REGION" IN (:1, :2) THEN 1 ELSE 0 END, t."ID""#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("t.es_origin <> :3) AND t.es_scn >= :4"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("FETCH FIRST :5 ROWS ONLY"), "{sql}");
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        assert_eq!(
+            rows_sql(&m, "APP", true, true, &mut a),
+            build_rows_sql(&m, "APP", true, true, &mut b, |_| None)
+        );
+    }
 
     fn mapping() -> TableMapping {
         TableMapping {

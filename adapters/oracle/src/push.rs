@@ -19,8 +19,9 @@ use std::collections::HashSet;
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
+use edgesync_core::filter::Scope;
 use edgesync_core::{
-    Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
+    Change, ConflictPolicy, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
 use oracle::Connection;
 
@@ -46,6 +47,8 @@ pub(crate) struct Ctx<'a> {
     pub names: Names,
     /// The connection's current schema (for unqualified tables).
     pub owner: String,
+    /// The pushing node's row filter, if the table has one.
+    pub scope: Option<&'a Scope>,
 }
 
 /// The central state of one key, as locked.
@@ -75,6 +78,7 @@ pub fn push(
     db_unicode: bool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     let doing = format!(
@@ -83,7 +87,7 @@ pub fn push(
         table.central
     );
     set_applying(conn, true).map_err(|e| e.context(&doing))?;
-    let result = apply(conn, default_owner, db_unicode, node, table, batch);
+    let result = apply(conn, default_owner, db_unicode, node, table, scope, batch);
     let result = match result {
         Ok(r) => conn.commit().map_err(ctx(&doing)).map(|()| r),
         Err(e) => {
@@ -106,6 +110,7 @@ fn apply(
     db_unicode: bool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     sql::check_mapping(table, default_owner)?;
@@ -121,6 +126,7 @@ fn apply(
         tbl: sql::tbl_id(&table.central, default_owner),
         names: Names::of(table, default_owner),
         owner: default_owner.to_string(),
+        scope,
     };
     let hi = lock_node(conn, &cx)?;
 
@@ -169,11 +175,15 @@ fn apply(
         .into_iter()
         .map(|o| o.ok_or_else(|| Error::internal("a pushed change got no outcome")))
         .collect::<Result<Vec<_>>>()?;
-    Ok(PushResult {
+    let mut result = PushResult {
         outcomes,
         conflicts,
         replayed: replays.len(),
-    })
+    };
+    if let Some(scope) = scope {
+        scope.restrict_all(&mut result);
+    }
+    Ok(result)
 }
 
 /// A change must carry one value per key column and, when present, one per
@@ -309,6 +319,7 @@ fn apply_round(
     let hard = cx.table.deletes == DeleteMode::Hard;
     let mut plan: Vec<(usize, Act)> = Vec::new();
     let mut logged = Vec::new();
+    let mut refused = Vec::new();
     let mut merged_rows: Option<Vec<Change>> = None;
     let mut merged_at: Vec<usize> = Vec::new();
     for (&i, cur) in round.iter().zip(&current) {
@@ -317,6 +328,25 @@ fn apply_round(
             .base_of(i)
             .filter(|b| b.len() == cx.table.columns.len());
         let row = cur.as_ref().map(|c| &c.row);
+        // Outside the node's filter: refused as a conflict, the central row
+        // kept, the rest of the batch applied.
+        if let Some(scope) = cx.scope.filter(|s| s.refuses(change, row).is_some()) {
+            let keep = Resolution {
+                decision: Decision::KeepCentral,
+                conflict: Some(false),
+                merged: None,
+            };
+            refused.push(conflict_entry(
+                cx.table,
+                change,
+                base,
+                cur.as_ref(),
+                &keep,
+                false,
+            ));
+            outcomes[i] = Some(scope.refused_outcome(&change.key, row));
+            continue;
+        }
         let res = decide(
             cx.table.conflict,
             cx.node,
@@ -381,7 +411,13 @@ fn apply_round(
         });
     }
     crate::meta::log_conflicts(conn, cx.table, &cx.owner, cx.node, &logged)?;
-    Ok(logged.len())
+    if !refused.is_empty() {
+        // Logged under their own strategy, which says why.
+        let mut out_of_scope = cx.table.clone();
+        out_of_scope.conflict = ConflictPolicy::OutOfScope;
+        crate::meta::log_conflicts(conn, &out_of_scope, &cx.owner, cx.node, &refused)?;
+    }
+    Ok(logged.len() + refused.len())
 }
 
 /// What the conflict log records about one conflict.

@@ -143,7 +143,7 @@ impl Central for PgCentral {
             batch.fingerprint.as_deref(),
             "push batch",
         )?;
-        push::push(&self.pool, node, table, batch).await
+        push::push(&self.pool, node, table, None, batch).await
     }
 
     async fn pull(
@@ -153,7 +153,41 @@ impl Central for PgCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(&self.pool, node, table, token, limit)
+        pull::pull(&self.pool, node, table, None, token, limit)
+            .await
+            .map(|p| p.with_fingerprint(table))
+    }
+
+    async fn push_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
+        batch: &PushBatch,
+    ) -> Result<PushResult> {
+        if scope.is_none() {
+            return self.push(node, table, batch).await;
+        }
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
+        push::push(&self.pool, node, table, scope, batch).await
+    }
+
+    async fn pull_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<PullPage> {
+        if scope.is_none() {
+            return self.pull(node, table, token, limit).await;
+        }
+        pull::pull(&self.pool, node, table, scope, token, limit)
             .await
             .map(|p| p.with_fingerprint(table))
     }

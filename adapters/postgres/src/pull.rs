@@ -15,6 +15,7 @@
 //! target snapshot, which the next pass repeats (the edge skips versions it
 //! already has).
 
+use edgesync_core::filter::Scope;
 use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -79,6 +80,7 @@ pub async fn pull(
     pool: &PgPool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
@@ -88,7 +90,7 @@ pub async fn pull(
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(ctx(&doing))?;
-    let page = read_page(&mut tx, node, table, tok, limit.max(1))
+    let page = read_page(&mut tx, node, table, scope, tok, limit.max(1))
         .await
         .map_err(|e| e.context(&doing))?;
     tx.commit().await.map_err(ctx(&doing))?;
@@ -99,6 +101,7 @@ async fn read_page(
     conn: &mut PgConnection,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     tok: Token,
     limit: usize,
 ) -> Result<PullPage> {
@@ -114,6 +117,7 @@ async fn read_page(
         natives: &natives,
         node,
         wm: tok.wm.as_deref(),
+        scope,
     };
     let mut changes = Vec::new();
     let mut phase = tok.phase;
@@ -155,6 +159,8 @@ struct Page<'a> {
     natives: &'a [String],
     node: &'a str,
     wm: Option<&'a str>,
+    /// The node's row filter, if the table has one.
+    scope: Option<&'a Scope>,
 }
 
 impl Page<'_> {
@@ -238,9 +244,23 @@ impl Page<'_> {
             .iter()
             .map(|c| sql::read_expr(&format!("t.{}", ident(&c.central)), c.ty))
             .collect();
+        // With a row filter, the initial load reads only the node's rows;
+        // a later pass reads every changed row with a flag saying whether
+        // it is in the node's scope, and one that is not travels as a
+        // move-out (its key only).
+        let mut in_scope = "1".to_string();
+        if let Some(scope) = self.scope {
+            let cond = scope.render_with(&|c| format!("t.{}", ident(c)), &mut |_, v, ty| {
+                Ok(scope_value(&mut p, v, ty))
+            })?;
+            match self.wm {
+                None => filter.push_str(&format!(" AND {cond}")),
+                Some(_) => in_scope = edgesync_core::filter::flag(&cond),
+            }
+        }
         let lim = p.int(i64::try_from(limit).unwrap_or(i64::MAX));
         let query = format!(
-            "SELECT {cursor}, {cols}, t.es_ver, t.es_deleted, t.es_hlc FROM {table} AS t
+            "SELECT {cursor}, {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope} FROM {table} AS t
               WHERE {filter} ORDER BY {order} LIMIT {lim}",
             cursor = cursor.join(", "),
             cols = cols.join(", "),
@@ -265,6 +285,13 @@ impl Page<'_> {
                     let mut values = Vec::with_capacity(n);
                     for (k, c) in t.columns.iter().enumerate() {
                         values.push(decode(&r, nk + k, c.ty, &what[k])?);
+                    }
+                    if get::<i32>(&r, nk + n + 3)? == 0 {
+                        return Ok::<_, Error>(Change::moved_out(
+                            t.key_of(&values),
+                            get(&r, nk + n)?,
+                            get(&r, nk + n + 2)?,
+                        ));
                     }
                     Ok::<_, Error>(Change {
                         key: t.key_of(&values),
@@ -405,6 +432,29 @@ fn is_canonical_decimal(s: &str) -> bool {
     }
     let zero = int == "0" && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
     !(zero && body.len() != s.len())
+}
+
+/// A filter value as a parameter comparable with its column: integers as
+/// `bigint`, everything else as its text cast to the column's kind of type.
+fn scope_value(p: &mut Params, v: &Value, ty: ColType) -> String {
+    if let Value::Int(i) = v {
+        return p.int(*i);
+    }
+    let text = p.text(v.display());
+    match ty {
+        ColType::Text { .. } => text,
+        ColType::Bool => format!("({text})::boolean"),
+        ColType::Int => format!("({text})::bigint"),
+        ColType::Float => format!("({text})::double precision"),
+        ColType::Decimal { .. } => format!("({text})::numeric"),
+        ColType::Bytes => format!("decode({text}, 'hex')"),
+        ColType::Date => format!("({text})::date"),
+        ColType::Time => format!("({text})::time"),
+        ColType::Timestamp => format!("({text})::timestamp"),
+        ColType::TimestampTz => format!("({text})::timestamptz"),
+        ColType::Uuid => format!("({text})::uuid"),
+        ColType::Json => format!("({text})::jsonb"),
+    }
 }
 
 fn get<'r, T>(r: &'r PgRow, i: usize) -> Result<T>

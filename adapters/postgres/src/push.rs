@@ -16,8 +16,9 @@ use std::collections::HashSet;
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{decide, merged_hlc, CentralRow, Decision, Resolution};
+use edgesync_core::filter::Scope;
 use edgesync_core::{
-    Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
+    Change, ConflictPolicy, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping, Value,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -52,6 +53,7 @@ pub async fn push(
     pool: &PgPool,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     let doing = format!(
@@ -60,7 +62,7 @@ pub async fn push(
         table.central
     );
     let mut tx = pool.begin().await.map_err(ctx(&doing))?;
-    match apply(&mut tx, node, table, batch).await {
+    match apply(&mut tx, node, table, scope, batch).await {
         Ok(result) => {
             tx.commit().await.map_err(ctx(&doing))?;
             Ok(result)
@@ -76,6 +78,7 @@ async fn apply(
     conn: &mut PgConnection,
     node: &str,
     table: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     for c in &batch.changes {
@@ -137,7 +140,7 @@ async fn apply(
         }
     }
     for (_, round) in rounds {
-        conflicts += apply_round(conn, &cx, batch, &round, &mut outcomes).await?;
+        conflicts += apply_round(conn, &cx, scope, batch, &round, &mut outcomes).await?;
     }
 
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -155,11 +158,15 @@ async fn apply(
         .into_iter()
         .map(|o| o.ok_or_else(|| Error::internal("a pushed change got no outcome")))
         .collect::<Result<Vec<_>>>()?;
-    Ok(PushResult {
+    let mut result = PushResult {
         outcomes,
         conflicts,
         replayed: replays.len(),
-    })
+    };
+    if let Some(scope) = scope {
+        scope.restrict_all(&mut result);
+    }
+    Ok(result)
 }
 
 /// A change must carry one value per key column and, when present, one per
@@ -253,6 +260,7 @@ fn superseded(change: &Change, current: Option<&Current>) -> PushOutcome {
 async fn apply_round(
     conn: &mut PgConnection,
     cx: &Ctx<'_>,
+    scope: Option<&Scope>,
     batch: &PushBatch,
     round: &[usize],
     outcomes: &mut [Option<PushOutcome>],
@@ -262,6 +270,7 @@ async fn apply_round(
     let hard = cx.table.deletes == DeleteMode::Hard;
     let (mut updates, mut inserts, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     let mut logged = Vec::new();
+    let mut refused = Vec::new();
     // What is written: the changes as pushed, except field-merge results,
     // which replace a change's values (and stamp) with the merged row (the
     // batch is copied only when there is one).
@@ -276,6 +285,25 @@ async fn apply_round(
             .base_of(i)
             .filter(|b| b.len() == cx.table.columns.len());
         let row = cur.as_ref().map(|c| &c.row);
+        // Outside the node's filter: refused as a conflict, the central row
+        // kept, the rest of the batch applied.
+        if let Some(scope) = scope.filter(|s| s.refuses(change, row).is_some()) {
+            let keep = Resolution {
+                decision: Decision::KeepCentral,
+                conflict: Some(false),
+                merged: None,
+            };
+            refused.push(conflict_entry(
+                cx.table,
+                change,
+                base,
+                cur.as_ref(),
+                &keep,
+                false,
+            ));
+            outcomes[i] = Some(scope.refused_outcome(&change.key, row));
+            continue;
+        }
         let res = decide(
             cx.table.conflict,
             cx.node,
@@ -347,7 +375,13 @@ async fn apply_round(
         outcomes[i] = Some(PushOutcome::Applied { version });
     }
     crate::meta::log_conflicts(conn, cx.table, cx.node, &logged).await?;
-    Ok(logged.len())
+    if !refused.is_empty() {
+        // Logged under their own strategy, which says why.
+        let mut out_of_scope = cx.table.clone();
+        out_of_scope.conflict = ConflictPolicy::OutOfScope;
+        crate::meta::log_conflicts(conn, &out_of_scope, cx.node, &refused).await?;
+    }
+    Ok(logged.len() + refused.len())
 }
 
 /// What the conflict log records about one conflict.

@@ -46,6 +46,7 @@ use crate::error::SqlResultExt;
 use crate::sql::{self, KeyCol};
 use crate::types::{self, RowReader};
 use crate::worker::{self, Worker};
+use edgesync_core::filter::Scope;
 
 /// A SQLite file used as the central database. Cheap to clone; clones
 /// share one connection thread.
@@ -138,7 +139,7 @@ impl Central for SqliteCentral {
             "push batch",
         )?;
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
-        self.run(move |c| push::push(c, &node, &table, &batch))
+        self.run(move |c| push::push(c, &node, &table, None, &batch))
             .await
     }
 
@@ -152,10 +153,48 @@ impl Central for SqliteCentral {
         let fingerprint = edgesync_core::change::schema_fingerprint(table);
         let (node, table, token) = (node.to_string(), table.clone(), token.map(str::to_string));
         let mut page = self
-            .run(move |c| pull::pull(c, &node, &table, token.as_deref(), limit))
+            .run(move |c| pull::pull(c, &node, &table, None, token.as_deref(), limit))
             .await?;
         page.fingerprint = Some(fingerprint);
         Ok(page)
+    }
+
+    async fn push_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&Scope>,
+        batch: &PushBatch,
+    ) -> Result<PushResult> {
+        let Some(scope) = scope.cloned() else {
+            return self.push(node, table, batch).await;
+        };
+        edgesync_core::change::check_fingerprint(
+            table,
+            batch.fingerprint.as_deref(),
+            "push batch",
+        )?;
+        let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
+        self.run(move |c| push::push(c, &node, &table, Some(&scope), &batch))
+            .await
+    }
+
+    async fn pull_scoped(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        scope: Option<&Scope>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<PullPage> {
+        let Some(scope) = scope.cloned() else {
+            return self.pull(node, table, token, limit).await;
+        };
+        let (node, t, token) = (node.to_string(), table.clone(), token.map(str::to_string));
+        let page = self
+            .run(move |c| pull::pull(c, &node, &t, Some(&scope), token.as_deref(), limit))
+            .await?;
+        Ok(page.with_fingerprint(table))
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {
@@ -254,6 +293,7 @@ fn parse_policy(s: &str) -> Option<ConflictPolicy> {
         ConflictPolicy::LastWriteWins,
         ConflictPolicy::FieldMerge,
         ConflictPolicy::Manual,
+        ConflictPolicy::OutOfScope,
     ]
     .into_iter()
     .find(|p| p.as_str() == s)

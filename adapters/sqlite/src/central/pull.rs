@@ -8,8 +8,10 @@
 //! transaction, is committed and visible: a pass that ends may move the
 //! token straight to it.
 
+use edgesync_core::filter::Scope;
 use edgesync_core::{Change, Error, PullPage, Result, TableMapping};
-use rusqlite::{params, Connection};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection};
 
 use super::CentralTable;
 use crate::error::SqlResultExt;
@@ -27,6 +29,7 @@ pub(super) fn pull(
     conn: &mut Connection,
     node: &str,
     m: &TableMapping,
+    scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
 ) -> Result<PullPage> {
@@ -38,16 +41,36 @@ pub(super) fn pull(
     let mut changes: Vec<Change> = Vec::new();
     {
         let reader = t.reader();
+        let mut binds = vec![
+            SqlValue::Integer(from),
+            SqlValue::Text(node.to_string()),
+            SqlValue::Integer(limit as i64),
+        ];
+        // With a filter, each row says whether it is in the node's scope
+        // (evaluated here, values bound); one outside it travels as a
+        // move-out, just its key.
+        let in_scope = match scope {
+            Some(s) => scope_flag(s, &mut binds)?,
+            None => "1".to_string(),
+        };
         let mut stmt = tx
             .prepare_cached(&format!(
-                "SELECT {}, es_ver, es_deleted, es_hlc FROM {} \
+                "SELECT {}, es_ver, es_deleted, es_hlc, {in_scope} FROM {} \
                  WHERE es_ver > ?1 AND es_origin IS NOT ?2 ORDER BY es_ver LIMIT ?3",
                 t.cols, t.q
             ))
             .db_ctx(|| format!("reading central table {} (run init-sync?)", t.name))?;
-        let mut rows = stmt.query(params![from, node, limit as i64]).db()?;
+        let mut rows = stmt.query(params_from_iter(binds)).db()?;
         while let Some(r) = rows.next().db()? {
             let values = reader.read(r, 0)?;
+            if r.get::<_, i64>(n + 3).db()? == 0 {
+                changes.push(Change::moved_out(
+                    m.key_of(&values),
+                    r.get(n).db()?,
+                    r.get(n + 2).db()?,
+                ));
+                continue;
+            }
             changes.push(Change {
                 key: m.key_of(&values),
                 values: Some(values),
@@ -97,4 +120,15 @@ pub(super) fn pull(
         done,
         fingerprint: None,
     })
+}
+
+/// `CASE WHEN <filter> THEN 1 ELSE 0 END` over the central table's columns,
+/// its values appended to `binds` as numbered parameters.
+fn scope_flag(scope: &Scope, binds: &mut Vec<SqlValue>) -> Result<String> {
+    scope
+        .render_with(&crate::sql::ident, &mut |_, v, ty| {
+            binds.push(crate::types::to_sql(v, ty).map_err(Error::value)?);
+            Ok(format!("?{}", binds.len()))
+        })
+        .map(|c| edgesync_core::filter::flag(&c))
 }

@@ -9,7 +9,10 @@
 
 use edgesync_core::change::PushResult;
 use edgesync_core::conflict::{self, CentralRow, Decision, Resolution};
-use edgesync_core::{Change, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping};
+use edgesync_core::filter::Scope;
+use edgesync_core::{
+    Change, ConflictPolicy, DeleteMode, Error, PushBatch, PushOutcome, Result, TableMapping,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -30,6 +33,7 @@ pub(super) fn push(
     conn: &mut Connection,
     node: &str,
     m: &TableMapping,
+    scope: Option<&Scope>,
     batch: &PushBatch,
 ) -> Result<PushResult> {
     let t = CentralTable::new(m);
@@ -85,6 +89,31 @@ pub(super) fn push(
         // (see `conflict::decide`).
         let base = batch.base_of(i).filter(|b| b.len() == m.columns.len());
         let current_row = current.as_ref().map(|c| &c.row);
+        // Outside the node's filter: refused as a conflict, the central row
+        // kept, the rest of the batch applied.
+        if let Some(scope) = scope.filter(|s| s.refuses(change, current_row).is_some()) {
+            let res = Resolution {
+                decision: Decision::KeepCentral,
+                conflict: Some(false),
+                merged: None,
+            };
+            result.conflicts += 1;
+            log_conflict(
+                &tx,
+                &t,
+                node,
+                ConflictPolicy::OutOfScope,
+                change,
+                base,
+                current.as_ref(),
+                &res,
+                false,
+            )?;
+            result
+                .outcomes
+                .push(scope.refused_outcome(&change.key, current_row));
+            continue;
+        }
         let res = conflict::decide(
             m.conflict,
             node,
@@ -129,7 +158,17 @@ pub(super) fn push(
         };
         if let Some(open) = res.conflict {
             result.conflicts += 1;
-            log_conflict(&tx, &t, node, change, base, current.as_ref(), &res, open)?;
+            log_conflict(
+                &tx,
+                &t,
+                node,
+                m.conflict,
+                change,
+                base,
+                current.as_ref(),
+                &res,
+                open,
+            )?;
         }
         result.outcomes.push(outcome);
     }
@@ -146,6 +185,9 @@ pub(super) fn push(
     )
     .db()?;
     tx.commit().db()?;
+    if let Some(scope) = scope {
+        scope.restrict_all(&mut result);
+    }
     Ok(result)
 }
 
@@ -376,6 +418,7 @@ fn log_conflict(
     conn: &Connection,
     t: &CentralTable<'_>,
     node: &str,
+    strategy: ConflictPolicy,
     change: &Change,
     base: Option<&[edgesync_core::Value]>,
     current: Option<&Current>,
@@ -412,7 +455,7 @@ fn log_conflict(
         t.name,
         json(Some(t.named_key(&change.key)))?,
         node,
-        t.m.conflict.as_str(),
+        strategy.as_str(),
         change.base,
         json(base.map(|b| t.named(b)))?,
         json(local)?,

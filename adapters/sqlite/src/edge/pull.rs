@@ -114,6 +114,8 @@ fn apply_page(tx: &Connection, m: &TableMapping, page: &PullPage) -> Result<(App
                 None if tombstones && w.tombstone(key)?.is_some() => stats.skipped_dirty += 1,
                 // Never create a deleted row.
                 None if change.deleted => stats.skipped_stale += 1,
+                // A row outside this node's filter that it does not hold.
+                None if change.is_move_out() => stats.skipped_stale += 1,
                 None if change.values.is_some() => {
                     new_rows.push(change);
                     waiting.insert(hash);

@@ -616,7 +616,11 @@ impl<'t> Writer<'t, '_> {
         self.check_key(key)?;
         let t = self.t;
         let n = t.m.columns.len();
-        let gone = state.is_none_or(|c| c.deleted);
+        // A row that left the node's filter is removed outright, even on a
+        // soft-delete table: it was not deleted, this node just no longer
+        // holds it (and the apply writes no tombstone for it).
+        let moved_out = state.is_some_and(Change::is_move_out);
+        let gone = moved_out || state.is_none_or(|c| c.deleted);
         let values = state.and_then(|c| c.values.as_deref());
         let version = state.map(|c| c.version);
         let hlc = state.map(|c| c.hlc);
@@ -626,7 +630,7 @@ impl<'t> Writer<'t, '_> {
                 return Err(t.row_len_error(v, key));
             }
         }
-        if gone && (!exists || t.m.deletes == DeleteMode::Hard) {
+        if gone && (!exists || moved_out || t.m.deletes == DeleteMode::Hard) {
             if exists {
                 let st = prepared(&mut self.delete, self.conn, &t.sql.delete)?;
                 if let Err((j, e)) = Self::bind_key(t, st, 1, key, &mut self.buf) {
