@@ -208,3 +208,79 @@ fn a_column_named_like_an_injection_is_only_ever_quoted() {
     assert_eq!(r.sql, "\"re\"\"gion\" = $1");
     assert_eq!(r.params[0].0, Value::Text("x'; DROP TABLE t; --".into()));
 }
+
+/// The push check: a change is refused when its new values or the central
+/// row it would change are outside the scope; the answer gives the node the
+/// central row only where it may hold it, else a move-out; a replayed
+/// answer never hands out a row outside the scope.
+#[test]
+fn pushes_outside_the_scope_are_refused_and_answered_within_it() {
+    let m = mapping();
+    let scope = Scope::new(
+        "region = :region",
+        &m,
+        None,
+        &params(&[("region", "north")]),
+    )
+    .expect("scope");
+    let change = |region: &str| Change {
+        key: vec![Value::Int(1)],
+        values: Some(row(None, region, 0)),
+        deleted: false,
+        version: 5,
+        base: None,
+        hlc: 9,
+    };
+    let central = |region: &str| CentralRow {
+        values: Some(row(None, region, 0)),
+        deleted: false,
+        version: 7,
+        hlc: 8,
+        origin: None,
+    };
+    assert_eq!(
+        scope.refuses(&change("north"), Some(&central("north"))),
+        None
+    );
+    assert_eq!(scope.refuses(&change("north"), None), None);
+    assert!(scope.refuses(&change("south"), None).is_some());
+    assert!(scope
+        .refuses(&change("north"), Some(&central("south")))
+        .is_some());
+    let tombstone = CentralRow {
+        values: None,
+        deleted: true,
+        version: 7,
+        hlc: 8,
+        origin: None,
+    };
+    let delete = Change {
+        values: None,
+        deleted: true,
+        ..change("north")
+    };
+    assert_eq!(scope.refuses(&delete, Some(&tombstone)), None);
+    assert!(scope.refuses(&delete, Some(&central("south"))).is_some());
+
+    let key = [Value::Int(1)];
+    let PushOutcome::Superseded { row: Some(back) } =
+        scope.refused_outcome(&key, Some(&central("north")))
+    else {
+        panic!("the central row in scope goes back")
+    };
+    assert_eq!(back.values, Some(row(None, "north", 0)));
+    for c in [Some(central("south")), None] {
+        let PushOutcome::Superseded { row: Some(gone) } = scope.refused_outcome(&key, c.as_ref())
+        else {
+            panic!("a move-out")
+        };
+        assert!(gone.is_move_out(), "{gone:?}");
+    }
+    let mut replay = PushOutcome::Superseded {
+        row: Some(central("south").to_change(key.to_vec())),
+    };
+    scope.restrict(&mut replay);
+    assert!(
+        matches!(replay, PushOutcome::Superseded { row: Some(r) } if r.is_move_out() && r.version == 7)
+    );
+}
