@@ -3,7 +3,7 @@
 //! engine's guarantees unchanged; every refusal answers the right status,
 //! writes nothing and is audited; the request decoder survives a fuzz pass.
 
-mod harness;
+pub(crate) mod harness;
 
 use edgesync::hub::protocol as p;
 use edgesync::hub::scope::Filter;
@@ -41,6 +41,7 @@ macro_rules! hub_backends {
 
 mod compression;
 mod jwt;
+mod store;
 
 const COLS: &str = "id, name, price, qty, ok, data, d, t, ts, tstz, u, j, f";
 
