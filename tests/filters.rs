@@ -10,6 +10,7 @@ use edgesync_core::{ConflictPolicy, Value};
 
 use crate::common::{query_text, Backend, Env, Sql};
 use crate::for_each_backend;
+use crate::hub::harness::HubEnv;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE shops_h (id INTEGER PRIMARY KEY, region TEXT, name TEXT);
@@ -242,8 +243,62 @@ async fn pushes_outside_the_filter_are_refused_as_conflicts(backend: Backend) {
     }
 }
 
+/// Through `edgesync serve`: the hub binds each node's filter from its
+/// credential (`token create --param region=...`) and hands it to the
+/// central, so move-out and move-in work as in direct mode.
+async fn rows_move_out_and_in_through_the_hub(backend: Backend) {
+    let tables = "[[table]]\nname = \"shops_h\"\ndeletes = \"hard\"\nfilter = \"region = :region\"\n\n\
+                  [[table]]\nname = \"shops_s\"\ndeletes = \"soft\"\nfilter = \"region = :region\"\n";
+    let mut h = HubEnv::new(backend, &["north", "south"], DDL, tables, "").await;
+    for node in ["north", "south"] {
+        let token = h.create_token(node, &["--param", &format!("region={node}")]);
+        h.tokens.insert(node.to_string(), token);
+    }
+    // The edges' own config names the tables only (filters are the hub's).
+    let url = h.hubs[0].url.clone();
+    h.write_edge_config(
+        &url,
+        "[[table]]\nname = \"shops_h\"\ndeletes = \"hard\"\n\n\
+         [[table]]\nname = \"shops_s\"\ndeletes = \"soft\"\n",
+        "",
+    );
+    for t in TABLES {
+        h.env
+            .central_run(Sql::all(&format!(
+                "INSERT INTO {t} (id, region, name) VALUES
+                   (1, 'north', 'n1'), (2, 'north', 'n2'), (4, 'south', 's4')"
+            )))
+            .await;
+    }
+    h.env.init().await;
+    h.env.sync_all(1).await;
+    for t in TABLES {
+        assert_eq!(
+            edge_rows(&h.env, "north", t),
+            ["1:north:n1", "2:north:n2"],
+            "{t}"
+        );
+        assert_eq!(edge_rows(&h.env, "south", t), ["4:south:s4"], "{t}");
+        h.env
+            .central_run(Sql::all(&format!(
+                "UPDATE {t} SET region = 'south' WHERE id = 1"
+            )))
+            .await;
+    }
+    h.env.sync_all(1).await;
+    for t in TABLES {
+        assert_eq!(edge_rows(&h.env, "north", t), ["2:north:n2"], "{t}");
+        assert_eq!(
+            edge_rows(&h.env, "south", t),
+            ["1:south:n1", "4:south:s4"],
+            "{t}"
+        );
+    }
+}
+
 for_each_backend!(
     initial_load_selects_each_nodes_rows,
     central_updates_move_rows_out_and_in,
     pushes_outside_the_filter_are_refused_as_conflicts,
+    rows_move_out_and_in_through_the_hub,
 );
