@@ -8,7 +8,9 @@
 //! 3. signature over method, path, timestamp, nonce and body hash (401);
 //! 4. timestamp within `serve.clock_window` (401);
 //! 5. the node's rate (429 with `Retry-After`), then the nonce, recorded in
-//!    the central, never seen before (401);
+//!    the central, never seen before (401); then the body is inflated
+//!    (zstd or gzip; 415 for another encoding), again at most
+//!    `serve.max_body_bytes` (413);
 //! 6. the endpoint itself, with the node, tenant and params taken from the
 //!    credential, never from the body: a body naming another node or tenant
 //!    is 403, a table the hub does not sync or a direction it does not allow
@@ -18,6 +20,11 @@
 //! refused request writes nothing but its audit entry (and, past step 4,
 //! its nonce). The hub holds no other state: every table it serves is the
 //! hub config's mapping, resolved at start-up.
+//!
+//! Compression is done here rather than by tower-http's layers on purpose:
+//! the signature covers the body as sent (compressed), so it must be
+//! verified before inflating, and a body is inflated only for a request
+//! that authenticated, never past the size limit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
