@@ -10,7 +10,7 @@ use edgesync_core::change::schema_fingerprint;
 use edgesync_core::ErrorKind;
 
 use crate::common::{query_text, stderr, Backend, Env, Sql};
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER);
@@ -337,9 +337,13 @@ async fn a_batch_or_page_for_another_layout_is_refused(backend: Backend) {
     );
 }
 
-for_each_backend!(
+// Through a hub too: the hub hands the batch to the central adapter, which
+// checks it against the hub's own mapping. The evolution tests are direct
+// only: a hub resolves its tables when it starts (README, "Schema changes").
+for_each_backend_and_hub!(
+    a_batch_or_page_for_another_layout_is_refused;
+    direct only:
     added_column_reaches_the_edge_with_its_pending_changes,
     new_table_in_the_config_is_synced_without_running_init_on_the_edge,
     dropped_or_renamed_column_pauses_only_that_table,
-    a_batch_or_page_for_another_layout_is_refused,
 );

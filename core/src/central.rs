@@ -31,6 +31,13 @@
 //!   so an edge that sees version `v` can ignore anything `<= v` for that row.
 //! - **Values.** Rows travel as [`crate::Value`]s in mapping column order;
 //!   conversion to native types is exact or an error naming the column.
+//! - **Schema fingerprint.** [`Central::push`] refuses, with nothing applied,
+//!   a batch whose fingerprint differs from its mapping's
+//!   ([`crate::change::check_fingerprint`]), and every [`PullPage`] is
+//!   stamped with the fingerprint of the mapping it was read with
+//!   ([`PullPage::with_fingerprint`]): values never land in the wrong columns
+//!   when the two sides resolved a table differently (a schema change one
+//!   side has not seen yet).
 
 use async_trait::async_trait;
 
