@@ -5,6 +5,11 @@
 //! an error `status` shows; and a batch or page written for another column
 //! layout is refused, nothing applied.
 
+// The daemon suite's harness (`tests/daemon.rs` keeps its module private).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "daemon/harness.rs"]
+mod harness;
+
 use edgesync::engine::sync;
 use edgesync_core::change::schema_fingerprint;
 use edgesync_core::ErrorKind;
@@ -337,6 +342,68 @@ async fn a_batch_or_page_for_another_layout_is_refused(backend: Backend) {
     );
 }
 
+/// `edgesync run`, left running while the central changes under it: the
+/// added column arrives, then a dropped one pauses that table while the
+/// other keeps syncing. Metrics say `kind="schema"` (not `edge`, which
+/// would make the daemon reopen a healthy edge file).
+async fn a_running_daemon_follows_the_central_schema(backend: Backend) {
+    let port = harness::free_port();
+    let mut env = setup(backend, &["a"]).await;
+    env.write_config(
+        TABLES,
+        &format!("retry_max = \"2s\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut d = harness::Daemon::start(&env, &[]);
+    d.wait_synced("a", 1);
+    env.central_run(Sql {
+        sqlite: "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'dflt';
+                 UPDATE items SET note = 'n2' WHERE id = 2;",
+        postgres: "ALTER TABLE items ADD COLUMN note text DEFAULT 'dflt';
+                   UPDATE items SET note = 'n2' WHERE id = 2;",
+        mysql: "ALTER TABLE items ADD COLUMN note varchar(40) DEFAULT 'dflt';
+                UPDATE items SET note = 'n2' WHERE id = 2;",
+    })
+    .await;
+    let notes = || -> Vec<String> {
+        let c = env.edge("a");
+        let Ok(mut st) = c.prepare("SELECT id, note FROM items ORDER BY id") else {
+            return Vec::new();
+        };
+        st.query_map([], |r| {
+            Ok(format!(
+                "{} {}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default()
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .unwrap_or_default()
+    };
+    let arrived = harness::poll(harness::SOON, || {
+        d.assert_running();
+        notes() == ["1 dflt", "2 n2"]
+    });
+    assert!(arrived, "{:?}; log:\n{}", notes(), d.log_text());
+
+    env.central_run(Sql::all(
+        "ALTER TABLE items DROP COLUMN qty;
+         INSERT INTO other (id, body) VALUES (2, 'o2');",
+    ))
+    .await;
+    let series = "edgesync_sync_errors_total{node=\"a\",table=\"items\",kind=\"schema\"}";
+    let mut text = String::new();
+    let paused = harness::poll(harness::SOON, || {
+        d.assert_running();
+        text = harness::http_get(port, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        harness::sample(&text, series).is_some_and(|v| v >= 1.0)
+            && rows(&env, "a", "SELECT count(*) FROM other") == ["2"]
+    });
+    assert!(paused, "{series} in:\n{text}\nlog:\n{}", d.log_text());
+    d.stop();
+}
+
 // Through a hub too: the hub hands the batch to the central adapter, which
 // checks it against the hub's own mapping. The evolution tests are direct
 // only: a hub resolves its tables when it starts (README, "Schema changes").
@@ -346,4 +413,5 @@ for_each_backend_and_hub!(
     added_column_reaches_the_edge_with_its_pending_changes,
     new_table_in_the_config_is_synced_without_running_init_on_the_edge,
     dropped_or_renamed_column_pauses_only_that_table,
+    a_running_daemon_follows_the_central_schema,
 );
