@@ -20,6 +20,7 @@ mod foreign_keys;
 mod hub;
 mod provisioning;
 mod replay;
+mod retention;
 mod roundtrip;
 mod schema_evolution;
 mod types;

@@ -69,6 +69,16 @@ pub struct NodeProgress {
     pub last_push: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What one [`Central::purge`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Tombstones (hard deletes every active node has pulled).
+    pub tombstones: u64,
+    /// Push high-water marks and pull positions of nodes gone for longer
+    /// than the retention.
+    pub node_states: u64,
+}
+
 /// A central database.
 #[async_trait]
 pub trait Central: Send + Sync {
@@ -193,6 +203,31 @@ pub trait Central: Send + Sync {
 
     /// What the central knows about each node's pushes.
     async fn progress(&self) -> Result<Vec<NodeProgress>>;
+
+    /// Forget sync metadata older than `older_than` (`sync.retention`), in
+    /// one transaction per table, and return what went:
+    ///
+    /// - tombstones of `tables` whose delete is older than that, but never
+    ///   one that an *active* node (one that pulled or pushed within
+    ///   `older_than`) has not pulled yet: the purge stops at the lowest
+    ///   pull position of the active nodes. A node that has been away
+    ///   longer is not waited for: its next pull of the table is answered
+    ///   with an [`ErrorKind::Resnapshot`](crate::ErrorKind::Resnapshot)
+    ///   error, and it takes a fresh snapshot;
+    /// - the push high-water marks and pull positions of nodes inactive
+    ///   for longer than that.
+    ///
+    /// The conflict log has its own retention ([`Central::purge_conflicts`]).
+    async fn purge(&self, tables: &[TableMapping], older_than: std::time::Duration) -> Result<Purged> {
+        let _ = (tables, older_than);
+        Err(Error::new(
+            crate::error::ErrorKind::Config,
+            format!(
+                "sync.retention: purging sync metadata is not supported by the {} central yet",
+                self.backend()
+            ),
+        ))
+    }
 
     /// The hub metadata store of this central (node tokens, request nonces,
     /// the audit log), for `edgesync serve` and `edgesync token`; `None`

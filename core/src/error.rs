@@ -30,6 +30,10 @@ pub enum ErrorKind {
     Database,
     /// A bug or broken invariant inside edgesync.
     Internal,
+    /// A pull position older than the central's retention: tombstones the
+    /// node has not seen were purged (`sync.retention`), so it must take a
+    /// fresh snapshot of the table instead of continuing.
+    Resnapshot,
 }
 
 impl ErrorKind {
@@ -51,6 +55,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Database => "database",
             ErrorKind::Internal => "internal",
+            ErrorKind::Resnapshot => "resnapshot",
         }
     }
 }

@@ -6,4 +6,8 @@ DROP TABLE IF EXISTS es_tombstones;
 ;;
 DROP TABLE IF EXISTS es_nodes;
 ;;
+DROP TABLE IF EXISTS es_pulls;
+;;
+DROP TABLE IF EXISTS es_purged;
+;;
 DROP TABLE IF EXISTS es_ctl;

@@ -74,3 +74,24 @@ CREATE TABLE IF NOT EXISTS es_conflicts (
   kept         TEXT
 );
 
+;;
+-- es_pulls: per node and table, where its last pull stood (ver: every
+-- version at or below it is on the edge) and when it came. A retention purge
+-- (sync.retention) never removes a tombstone above the lowest ver of the
+-- nodes still active.
+CREATE TABLE IF NOT EXISTS es_pulls (
+  node TEXT    NOT NULL,
+  tbl  TEXT    NOT NULL,
+  ver  INTEGER NOT NULL,
+  at   TEXT    NOT NULL,
+  PRIMARY KEY (node, tbl)
+);
+;;
+-- es_purged: per table, the highest tombstone version a retention purge
+-- removed. A pull continuing from below it may have missed a delete: it is
+-- refused, and the edge takes a fresh snapshot of the table.
+CREATE TABLE IF NOT EXISTS es_purged (
+  tbl TEXT    PRIMARY KEY,
+  ver INTEGER NOT NULL,
+  at  TEXT    NOT NULL
+);

@@ -202,6 +202,14 @@ pub struct SyncConfig {
     /// Default `"30d"`.
     #[serde(deserialize_with = "de::duration")]
     pub conflict_retention: Duration,
+    /// How long the central keeps tombstones (hard deletes) and the sync
+    /// state of nodes that stopped syncing, e.g. `"90d"`; unset (the
+    /// default) keeps them forever. A tombstone is purged only once every
+    /// node still active (synced within this period) has pulled it; a node
+    /// away longer re-snapshots its tables when it comes back (its pending
+    /// local changes are pushed first and kept).
+    #[serde(deserialize_with = "de::duration_opt")]
+    pub retention: Option<Duration>,
 }
 
 impl Default for SyncConfig {
@@ -213,6 +221,7 @@ impl Default for SyncConfig {
             conflict: DEFAULT_CONFLICT,
             retry_max: DEFAULT_RETRY_MAX,
             conflict_retention: DEFAULT_CONFLICT_RETENTION,
+            retention: None,
         }
     }
 }

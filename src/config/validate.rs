@@ -68,6 +68,10 @@ pub(super) fn located(config: &Config, dir: &Path) -> Vec<Problem> {
 
 /// Whether `level` is a valid `log.level` / `--log-level`: a level, or a
 /// comma-separated filter such as `info,edgesync=debug`.
+/// Shortest `sync.retention`: a purge must never outrun a node that merely
+/// missed a few sync intervals.
+const MIN_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub fn check_log_level(level: &str) -> Result<(), String> {
     let hint =
         "use error, warn, info, debug, trace or off, or a filter like \"info,edgesync=debug\"";
@@ -279,6 +283,12 @@ fn check_sync(s: &SyncConfig, v: &mut Vec<Problem>) {
     }
     if s.conflict == ConflictPolicy::OutOfScope {
         v.push(Problem::new("sync.conflict", OUT_OF_SCOPE_POLICY));
+    }
+    if s.retention.is_some_and(|r| r < MIN_RETENTION) {
+        v.push(Problem::new(
+            "sync.retention",
+            "must be at least one hour, e.g. \"90d\" (tombstones and the state of departed nodes are kept this long)",
+        ));
     }
     if s.conflict_retention.is_zero() {
         v.push(Problem::new(

@@ -174,6 +174,14 @@ impl Central for Gate {
         self.inner.purge_conflicts(older_than).await
     }
 
+    async fn purge(
+        &self,
+        tables: &[edgesync_core::TableMapping],
+        older_than: std::time::Duration,
+    ) -> Result<edgesync_core::central::Purged> {
+        self.inner.purge(tables, older_than).await
+    }
+
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.inner.progress().await
     }

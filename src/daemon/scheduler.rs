@@ -297,6 +297,8 @@ impl EdgeTask {
             progress.start();
             let started = Instant::now();
             let stats = progress::observe(lines.clone(), sync::sync_edge(&engine, &edge)).await;
+            // `sync.retention`, at most hourly (a no-op when unset).
+            crate::engine::retention::purge_if_due(&engine).await;
             let took = started.elapsed();
             progress.finish();
 

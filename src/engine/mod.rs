@@ -12,6 +12,8 @@ pub mod evolve;
 pub mod mapping;
 pub mod order;
 pub mod passes;
+pub mod resnapshot;
+pub mod retention;
 pub mod progress;
 pub mod provision;
 pub mod scoped;
@@ -52,6 +54,9 @@ pub struct Engine {
     /// When this engine last purged the conflict log (see
     /// [`conflicts::purge_if_due`]).
     pub last_purge: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When this engine last ran the `sync.retention` purge (see
+    /// [`retention::purge_if_due`]).
+    pub last_retention_purge: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Which edges and tables a command works on.
@@ -155,6 +160,7 @@ impl Engine {
             central_tables,
             edges,
             last_purge: std::sync::Mutex::new(None),
+            last_retention_purge: std::sync::Mutex::new(None),
         })
     }
 

@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use edgesync_core::{ErrorKind, TableMapping};
 use tracing::debug;
 
-use super::sync::{pull_table, push_pending, TableStats};
+use super::sync::{push_pending, TableStats};
 use super::{Edge, Engine};
 
 /// How many rounds at most, whatever happens (each round moves a batch or
@@ -139,7 +139,7 @@ pub async fn pull_all(engine: &Engine, edge: &Edge, order: &[usize], stats: &mut
         let mut moved = false;
         for &i in &pending {
             let before = stats[i].pull_pages;
-            let pulled = pull_table(
+            let pulled = super::resnapshot::pull(
                 engine.central.as_ref(),
                 &edge.db,
                 node,

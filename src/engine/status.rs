@@ -30,6 +30,13 @@ pub struct TableStatus {
     pub last_error_at: Option<String>,
     /// Local changes the central refused (see `edgesync quarantine list`).
     pub quarantined: i64,
+    /// Fresh snapshots this table took because the node had been away
+    /// longer than the central's `sync.retention`.
+    pub resnapshots: i64,
+    /// When the last one completed (UTC).
+    pub last_resnapshot: Option<String>,
+    /// A re-snapshot is under way (it resumes on the next sync).
+    pub resnapshotting: bool,
 }
 
 /// The whole report.
@@ -60,6 +67,7 @@ pub async fn report(engine: &Engine) -> Result<Report> {
     for edge in &engine.edges {
         for t in &edge.tables {
             let s = edge.db.status(t).await?;
+            let r = edge.db.resnapshots(&t.edge).await?;
             tables.push(TableStatus {
                 node: edge.config.node.clone(),
                 table: t.edge.clone(),
@@ -71,6 +79,9 @@ pub async fn report(engine: &Engine) -> Result<Report> {
                 last_error: s.last_error,
                 last_error_at: s.last_error_at,
                 quarantined: s.quarantined,
+                resnapshots: r.count,
+                last_resnapshot: r.last_at,
+                resnapshotting: r.active,
             });
         }
     }
@@ -126,6 +137,22 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    for t in report.tables.iter() {
+        if t.resnapshots > 0 || t.resnapshotting {
+            let _ = writeln!(
+                out,
+                "{}/{}: {} fresh snapshot(s) after the central's retention passed it{}{}",
+                t.node,
+                t.table,
+                t.resnapshots,
+                t.last_resnapshot
+                    .as_ref()
+                    .map(|at| format!(", last at {at}"))
+                    .unwrap_or_default(),
+                if t.resnapshotting { "; one under way" } else { "" }
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -34,6 +34,9 @@ pub struct TableStats {
     /// Local changes the central refused, set aside in the edge's
     /// quarantine so the rest keep flowing.
     pub quarantined: usize,
+    /// Fresh snapshots taken because the central's retention had passed
+    /// this node's pull position (see `engine/resnapshot.rs`).
+    pub resnapshots: usize,
     /// The error that stopped this table, if any.
     pub error: Option<String>,
 }
@@ -335,6 +338,7 @@ pub async fn sync_all(engine: &Engine) -> Vec<TableStats> {
         out.extend(sync_edge(engine, edge).await);
     }
     super::conflicts::purge_if_due(engine).await;
+    super::retention::purge_if_due(engine).await;
     out
 }
 

@@ -276,6 +276,7 @@ pub fn kind_from_str(name: &str) -> Option<ErrorKind> {
         ErrorKind::Corrupt,
         ErrorKind::Database,
         ErrorKind::Internal,
+        ErrorKind::Resnapshot,
     ]
     .into_iter()
     .find(|k| k.as_str() == name)

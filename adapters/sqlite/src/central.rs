@@ -28,6 +28,7 @@ mod provision;
 mod pull;
 mod push;
 mod resolve;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,6 +214,16 @@ impl Central for SqliteCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         self.run(progress).await
+    }
+
+    async fn purge(
+        &self,
+        tables: &[TableMapping],
+        older_than: std::time::Duration,
+    ) -> Result<edgesync_core::central::Purged> {
+        let tables = tables.to_vec();
+        self.run(move |c| retention::purge(c, &tables, older_than))
+            .await
     }
 
     fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {

@@ -18,10 +18,12 @@ mod provision;
 mod pull;
 mod push;
 mod quarantine;
+mod resnapshot;
 mod table;
 
 pub use evolve::{Evolved, SyncedColumns};
 pub use quarantine::QuarantinedChange;
+pub use resnapshot::Resnapshots;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -246,8 +248,34 @@ impl EdgeDb {
     /// Applies pages of several tables, each with its token, in one
     /// transaction (foreign keys checked once, at its commit); all or none.
     pub async fn apply_pulls(&self, pages: &[(TableMapping, PullPage)]) -> Result<Vec<ApplyStats>> {
+        for (table, page) in pages {
+            edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
+        }
         let pages = pages.to_vec();
         self.run(move |c| pull::apply_pulls(c, &pages)).await
+    }
+
+    /// Start a re-snapshot of `table` (its pull position is older than the
+    /// central's retention): the next pull pass is a full load, applied
+    /// with [`EdgeDb::apply_resnapshot`] (see `edge/resnapshot.rs`).
+    pub async fn begin_resnapshot(&self, table: &TableMapping) -> Result<()> {
+        let m = table.clone();
+        self.run(move |c| resnapshot::begin(c, &m)).await
+    }
+
+    /// Apply one page of a re-snapshot pass with its token; the page that
+    /// ends the pass removes the rows the central no longer has (local
+    /// writes still pending and quarantined rows stay).
+    pub async fn apply_resnapshot(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
+        let (m, page) = (table.clone(), page.clone());
+        self.run(move |c| resnapshot::apply(c, &m, &page)).await
+    }
+
+    /// The table's re-snapshots: how many, when the last one ended, and
+    /// whether one is under way.
+    pub async fn resnapshots(&self, table: &str) -> Result<Resnapshots> {
+        let t = table.to_string();
+        self.run(move |c| resnapshot::status(c, &t)).await
     }
 
     /// `(child, parent)` foreign-key references among `tables` (edge

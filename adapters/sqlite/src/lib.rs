@@ -40,5 +40,5 @@ pub mod types;
 mod worker;
 
 pub use central::SqliteCentral;
-pub use edge::{ApplyStats, EdgeDb, EdgeTableStatus, Evolved, SyncedColumns};
+pub use edge::{ApplyStats, EdgeDb, EdgeTableStatus, Evolved, Resnapshots, SyncedColumns};
 pub use edgesync_core::central::Statement;

@@ -19,7 +19,14 @@ const ES_COLUMNS: [&str; 5] = [
     names::COL_OSEQ,
 ];
 
-const META_TABLES: [&str; 4] = ["es_ctl", "es_nodes", "es_tombstones", "es_conflicts"];
+const META_TABLES: [&str; 6] = [
+    "es_ctl",
+    "es_nodes",
+    "es_tombstones",
+    "es_conflicts",
+    "es_pulls",
+    "es_purged",
+];
 
 pub(super) fn plan_init(conn: &Connection, tables: &[TableMapping]) -> Result<Vec<Statement>> {
     let mut out = Vec::new();

@@ -34,6 +34,11 @@ pub(super) fn pull(
     limit: usize,
 ) -> Result<PullPage> {
     let from = token.map(parse_token).transpose()?.unwrap_or(0);
+    // A full pass (initial load or re-snapshot) is never refused, and
+    // delivers the node's own rows too: the edge builds the table from it.
+    let full = super::retention::full_pass(token);
+    super::retention::admit(conn, node, &m.central.name, from, full)?;
+    let node = if full { "" } else { node };
     let limit = limit.max(1);
     let t = CentralTable::new(m);
     let n = m.columns.len();
@@ -116,7 +121,7 @@ pub(super) fn pull(
     tx.commit().db()?;
     Ok(PullPage {
         changes,
-        token: serde_json::json!({ "v": last }).to_string(),
+        token: super::retention::token(last, full && !done),
         done,
         fingerprint: None,
     })
