@@ -32,12 +32,18 @@ const STAMP_BUDGET: usize = 20_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Token {
     after: i64,
+    /// Part of a full pass (the initial load): a row filter then restricts
+    /// the rows instead of sending the keys of those outside it.
+    full: bool,
 }
 
 impl Token {
     fn parse(token: Option<&str>, table: &TableMapping) -> Result<Token> {
         let Some(t) = token else {
-            return Ok(Token { after: 0 });
+            return Ok(Token {
+                after: 0,
+                full: true,
+            });
         };
         let bad = || {
             Error::new(
@@ -54,13 +60,20 @@ impl Token {
             v.get("mysql").and_then(|m| m.as_i64()),
             v.get("after").and_then(|a| a.as_i64()),
         ) {
-            (Some(1), Some(after)) if after >= 0 => Ok(Token { after }),
+            (Some(1), Some(after)) if after >= 0 => Ok(Token {
+                after,
+                full: v.get("full").and_then(|f| f.as_bool()).unwrap_or(false),
+            }),
             _ => Err(bad()),
         }
     }
 
     fn encode(self) -> String {
-        serde_json::json!({ "mysql": 1, "after": self.after }).to_string()
+        if self.full {
+            serde_json::json!({ "mysql": 1, "after": self.after, "full": true }).to_string()
+        } else {
+            serde_json::json!({ "mysql": 1, "after": self.after }).to_string()
+        }
     }
 }
 
@@ -80,6 +93,11 @@ pub async fn pull(
     let limit = limit.max(1);
     let doing = format!("pulling from {}", table.central);
     let mut conn = pool.get_conn().await.map_err(ctx(&doing))?;
+    // sync.retention: a position the purge has passed is refused (a full
+    // pass never is); where the node stands is recorded.
+    crate::retention::admit(&mut conn, db, node, &db.tbl_id(&table.central), tok.after, tok.full)
+        .await
+        .map_err(|e| e.context(&doing))?;
     let natives = schema::natives(&mut conn, db, mariadb, table)
         .await
         .map_err(|e| e.context(&doing))?;
@@ -95,10 +113,13 @@ pub async fn pull(
         db,
         table,
         natives: &natives,
-        node,
+        // A full pass builds the edge's table: it includes the node's own
+        // rows (the edge skips the versions it already has).
+        node: if tok.full { "" } else { node },
         after: tok.after,
         limit,
         scope,
+        full: tok.full,
     };
     // Roll back explicitly on failure: a transaction left for the pool to
     // clean up would hold its metadata locks until then.
@@ -126,7 +147,11 @@ pub async fn pull(
     let after = changes.last().map_or(tok.after, |c| c.version);
     Ok(PullPage {
         changes,
-        token: Token { after }.encode(),
+        token: Token {
+            after,
+            full: tok.full && !done,
+        }
+        .encode(),
         done,
         fingerprint: None,
     })
@@ -142,6 +167,8 @@ struct Page<'a> {
     limit: usize,
     /// The node's row filter, if the table has one.
     scope: Option<&'a Scope>,
+    /// Part of the initial load: the filter restricts the rows.
+    full: bool,
 }
 
 impl Page<'_> {
@@ -154,15 +181,16 @@ impl Page<'_> {
             .iter()
             .map(|c| format!("t.{}", ident(&c.central)))
             .collect();
-        // With a row filter, each row says whether it is in the node's
-        // scope (evaluated here, values bound); one outside it travels as a
+        // With a row filter, the initial load reads only the node's rows;
+        // afterwards each row says whether it is in the node's scope
+        // (evaluated here, values bound), and one outside it travels as a
         // move-out, just its key.
-        let mut binds: Vec<My> = Vec::new();
-        let in_scope =
-            match self.scope {
-                Some(scope) => edgesync_core::filter::flag(&scope.render_with(
-                    &|c| format!("t.{}", ident(c)),
-                    &mut |col, v, ty| {
+        let mut cond_binds: Vec<My> = Vec::new();
+        let binds = &mut cond_binds;
+        let cond = match self.scope {
+            Some(scope) => {
+                Some(
+                    scope.render_with(&|c| format!("t.{}", ident(c)), &mut |col, v, ty| {
                         let native = t
                             .columns
                             .iter()
@@ -175,18 +203,29 @@ impl Page<'_> {
                             e.context(format!("filter value for {}.{col}", t.central))
                         })?);
                         Ok(sql::bind_expr(ty, native, true))
-                    },
-                )?),
-                None => "1".to_string(),
-            };
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut binds: Vec<My> = Vec::new();
+        let (in_scope, restrict) = match cond {
+            Some(c) if self.full => ("1".to_string(), format!(" AND {c}")),
+            Some(c) => {
+                binds.append(&mut cond_binds);
+                (edgesync_core::filter::flag(&c), String::new())
+            }
+            None => ("1".to_string(), String::new()),
+        };
         binds.extend([
             My::Int(self.after),
             My::Bytes(self.node.as_bytes().to_vec()),
-            My::UInt(self.limit as u64),
         ]);
+        binds.append(&mut cond_binds);
+        binds.push(My::UInt(self.limit as u64));
         let query = format!(
             "SELECT {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope} FROM {table} AS t
-              WHERE t.es_ver > ? AND NOT (t.es_origin <=> ?)
+              WHERE t.es_ver > ? AND NOT (t.es_origin <=> ?){restrict}
               ORDER BY t.es_ver LIMIT ?",
             cols = cols.join(", "),
             table = self.db.table_ref(&t.central),
@@ -435,9 +474,17 @@ mod tests {
             conflict: ConflictPolicy::ServerWins,
             deletes: DeleteMode::Hard,
         };
-        let t = Token { after: 42 };
-        assert_eq!(Token::parse(Some(&t.encode()), &m).expect("parse"), t);
-        assert_eq!(Token::parse(None, &m).expect("none"), Token { after: 0 });
+        for full in [false, true] {
+            let t = Token { after: 42, full };
+            assert_eq!(Token::parse(Some(&t.encode()), &m).expect("parse"), t);
+        }
+        assert_eq!(
+            Token::parse(None, &m).expect("none"),
+            Token {
+                after: 0,
+                full: true
+            }
+        );
         let pg = r#"{"wm":"10:12:","target":null,"phase":"rows","after":null}"#;
         assert_eq!(
             Token::parse(Some(pg), &m).expect_err("foreign").kind(),
