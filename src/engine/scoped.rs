@@ -173,6 +173,14 @@ impl Central for Scoped {
         self.inner.purge_conflicts(older_than).await
     }
 
+    async fn purge(
+        &self,
+        tables: &[TableMapping],
+        older_than: std::time::Duration,
+    ) -> edgesync_core::Result<edgesync_core::central::Purged> {
+        self.inner.purge(tables, older_than).await
+    }
+
     async fn progress(&self) -> edgesync_core::Result<Vec<NodeProgress>> {
         self.inner.progress().await
     }

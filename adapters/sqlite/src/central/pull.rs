@@ -51,17 +51,25 @@ pub(super) fn pull(
             SqlValue::Text(node.to_string()),
             SqlValue::Integer(limit as i64),
         ];
-        // With a filter, each row says whether it is in the node's scope
-        // (evaluated here, values bound); one outside it travels as a
-        // move-out, just its key.
-        let in_scope = match scope {
-            Some(s) => scope_flag(s, &mut binds)?,
-            None => "1".to_string(),
+        // With a filter, a full pass reads only the node's rows; otherwise
+        // each row says whether it is in the node's scope (evaluated here,
+        // values bound), and one outside it travels as a move-out, just its
+        // key.
+        let (in_scope, restrict) = match scope {
+            Some(s) if full => (
+                "1".to_string(),
+                format!(" AND {}", scope_cond(s, &mut binds)?),
+            ),
+            Some(s) => (
+                edgesync_core::filter::flag(&scope_cond(s, &mut binds)?),
+                String::new(),
+            ),
+            None => ("1".to_string(), String::new()),
         };
         let mut stmt = tx
             .prepare_cached(&format!(
                 "SELECT {}, es_ver, es_deleted, es_hlc, {in_scope} FROM {} \
-                 WHERE es_ver > ?1 AND es_origin IS NOT ?2 ORDER BY es_ver LIMIT ?3",
+                 WHERE es_ver > ?1 AND es_origin IS NOT ?2{restrict} ORDER BY es_ver LIMIT ?3",
                 t.cols, t.q
             ))
             .db_ctx(|| format!("reading central table {} (run init-sync?)", t.name))?;
@@ -127,13 +135,11 @@ pub(super) fn pull(
     })
 }
 
-/// `CASE WHEN <filter> THEN 1 ELSE 0 END` over the central table's columns,
-/// its values appended to `binds` as numbered parameters.
-fn scope_flag(scope: &Scope, binds: &mut Vec<SqlValue>) -> Result<String> {
-    scope
-        .render_with(&crate::sql::ident, &mut |_, v, ty| {
-            binds.push(crate::types::to_sql(v, ty).map_err(Error::value)?);
-            Ok(format!("?{}", binds.len()))
-        })
-        .map(|c| edgesync_core::filter::flag(&c))
+/// The filter over the central table's columns, its values appended to
+/// `binds` as numbered parameters.
+fn scope_cond(scope: &Scope, binds: &mut Vec<SqlValue>) -> Result<String> {
+    scope.render_with(&crate::sql::ident, &mut |_, v, ty| {
+        binds.push(crate::types::to_sql(v, ty).map_err(Error::value)?);
+        Ok(format!("?{}", binds.len()))
+    })
 }
