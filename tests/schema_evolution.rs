@@ -342,6 +342,42 @@ async fn a_batch_or_page_for_another_layout_is_refused(backend: Backend) {
     );
 }
 
+/// An edge file provisioned before edgesync recorded column lists (no
+/// `es_schema`): its synced columns are taken to be the central's that the
+/// edge table has, so a column added on the central still just arrives.
+async fn an_edge_provisioned_before_column_records_still_evolves(backend: Backend) {
+    let env = setup(backend, &["a"]).await;
+    env.edge("a")
+        .execute_batch(
+            "DROP TABLE es_schema;
+             UPDATE items SET name = 'local' WHERE id = 1;",
+        )
+        .expect("an older edge file");
+    env.central_run(Sql {
+        sqlite: "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'dflt';",
+        postgres: "ALTER TABLE items ADD COLUMN note text DEFAULT 'dflt';",
+        mysql: "ALTER TABLE items ADD COLUMN note varchar(40) DEFAULT 'dflt';",
+    })
+    .await;
+    env.sync_node("a").await;
+    assert_eq!(
+        rows(&env, "a", "SELECT id, name, note FROM items ORDER BY id"),
+        ["1 local dflt", "2 y dflt"]
+    );
+    assert_eq!(
+        central(&env, "SELECT id, name FROM items ORDER BY id").await,
+        ["1 local", "2 y"]
+    );
+    assert_eq!(
+        rows(
+            &env,
+            "a",
+            "SELECT count(*) FROM es_schema WHERE tbl = 'items'"
+        ),
+        ["1"]
+    );
+}
+
 /// `edgesync run`, left running while the central changes under it: the
 /// added column arrives, then a dropped one pauses that table while the
 /// other keeps syncing. Metrics say `kind="schema"` (not `edge`, which
@@ -413,5 +449,6 @@ for_each_backend_and_hub!(
     added_column_reaches_the_edge_with_its_pending_changes,
     new_table_in_the_config_is_synced_without_running_init_on_the_edge,
     dropped_or_renamed_column_pauses_only_that_table,
+    an_edge_provisioned_before_column_records_still_evolves,
     a_running_daemon_follows_the_central_schema,
 );

@@ -251,9 +251,7 @@ async fn plan(engine: &Engine, edge: &Edge, opened: &TableMapping) -> Result<Pla
     let config = &engine.config;
     let t = &config.tables[ct.index];
     let qname = QualifiedName::parse(t.central_name());
-    let record = edge
-        .db
-        .synced_columns(&opened.edge)
+    let record = mapping::synced_columns(&edge.db, opened)
         .await
         .with_context(|| format!("edge table {}", opened.edge))?;
     let schema = match engine.central.describe(&qname).await {
@@ -296,18 +294,8 @@ async fn plan(engine: &Engine, edge: &Edge, opened: &TableMapping) -> Result<Pla
         ..opened.clone()
     };
     let Some(record) = record else {
-        if !edge.db.is_provisioned(&opened.edge).await? {
-            provision(engine, edge, opened).await?;
-            return Ok(Plan::Ready(opened.clone()));
-        }
-        // Provisioned before edgesync recorded column lists: what this
-        // process resolved (and checked against the edge table) is it.
-        let adopted = SyncedColumns {
-            columns: opened.columns.clone(),
-            key: opened.key_columns().map(|c| c.central.clone()).collect(),
-            refill: Vec::new(),
-        };
-        return Ok(classify(&qname, opened, &fresh, &adopted));
+        provision(engine, edge, opened).await?;
+        return Ok(Plan::Ready(opened.clone()));
     };
     Ok(classify(&qname, opened, &fresh, &record))
 }

@@ -289,7 +289,7 @@ pub async fn recorded(
     edge: &EdgeDb,
     m: &TableMapping,
 ) -> edgesync_core::Result<Option<(TableMapping, Vec<String>)>> {
-    let Some(record) = edge.synced_columns(&m.edge).await? else {
+    let Some(record) = synced_columns(edge, m).await? else {
         return Ok(None);
     };
     let schema = edge.describe(&m.edge).await?;
@@ -345,4 +345,39 @@ pub async fn recorded(
         },
         problems,
     )))
+}
+
+/// The columns `m`'s edge table syncs: as recorded in the edge file, or,
+/// for a table provisioned before edgesync recorded them, the mapping's
+/// columns the edge table has (with its types). `None` for a table not
+/// provisioned on the edge.
+pub async fn synced_columns(
+    edge: &EdgeDb,
+    m: &TableMapping,
+) -> edgesync_core::Result<Option<edgesync_sqlite::SyncedColumns>> {
+    if let Some(record) = edge.synced_columns(&m.edge).await? {
+        return Ok(Some(record));
+    }
+    if !edge.is_provisioned(&m.edge).await? {
+        return Ok(None);
+    }
+    let Some(schema) = edge.describe(&m.edge).await? else {
+        return Ok(None);
+    };
+    let columns = m
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let ec = schema.column(&c.edge)?;
+            Some(ColumnMap {
+                edge_ty: ec.ty.clone().unwrap_or(c.edge_ty),
+                ..c.clone()
+            })
+        })
+        .collect();
+    Ok(Some(edgesync_sqlite::SyncedColumns {
+        columns,
+        key: m.key_columns().map(|c| c.central.clone()).collect(),
+        refill: Vec::new(),
+    }))
 }
