@@ -7,9 +7,8 @@
 //! records (a node's last pull and push, a tombstone's clock stamp), and the
 //! purge is called directly with a one-hour retention.
 //!
-//! Only the SQLite central implements the purge so far; PostgreSQL and
-//! MySQL answer it with a clear "not supported yet" error (checked below),
-//! so these tests run on the SQLite central.
+//! The SQLite and MySQL/MariaDB centrals implement the purge; PostgreSQL
+//! answers it with a clear "not supported yet" error (checked below).
 
 use std::time::Duration;
 
@@ -48,9 +47,14 @@ async fn setup(backend: Backend, nodes: &[&str]) -> Env {
 
 /// Make `node` look gone since long ago, and every tombstone old.
 async fn age(env: &Env, node: &str) {
+    // SQLite keeps times as text, MySQL as DATETIME.
+    let at = match env.backend {
+        Backend::Mysql => "2000-01-01 00:00:00",
+        _ => "2000-01-01 00:00:00.000Z",
+    };
     env.central_run(Sql::all(&format!(
-        "UPDATE es_pulls SET at = '2000-01-01 00:00:00.000Z' WHERE node = '{node}';
-         UPDATE es_nodes SET last_push_at = '2000-01-01 00:00:00.000Z' WHERE node = '{node}';
+        "UPDATE es_pulls SET at = '{at}' WHERE node = '{node}';
+         UPDATE es_nodes SET last_push_at = '{at}' WHERE node = '{node}';
          UPDATE es_tombstones SET es_hlc = 65536;"
     )))
     .await;
@@ -75,7 +79,7 @@ async fn central_rows(env: &Env) -> Vec<Vec<String>> {
 }
 
 async fn tombstones(env: &Env) -> usize {
-    env.central_query(Sql::all("SELECT key FROM es_tombstones"))
+    env.central_query(Sql::all("SELECT es_ver FROM es_tombstones"))
         .await
         .len()
 }
@@ -315,7 +319,22 @@ mod mysql_central {
     use crate::common::Backend;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unsupported_backends_say_so() {
-        super::unsupported_backends_say_so(Backend::Mysql).await
+    async fn purge_respects_the_lowest_active_watermark() {
+        super::purge_respects_the_lowest_active_watermark(Backend::Mysql).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_beyond_retention_resnapshots_keeping_local_writes() {
+        super::a_node_beyond_retention_resnapshots_keeping_local_writes(Backend::Mysql).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sync_cycle_purges() {
+        super::the_sync_cycle_purges(Backend::Mysql).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_resnapshot_resumes() {
+        super::an_interrupted_resnapshot_resumes(Backend::Mysql).await
     }
 }

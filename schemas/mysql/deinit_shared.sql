@@ -15,3 +15,9 @@ DROP TABLE IF EXISTS {{db}}.es_nodes;
 ;;
 -- step: ctl | drop the central version counter
 DROP TABLE IF EXISTS {{db}}.es_ctl;
+;;
+-- step: pulls | drop the per-node pull positions
+DROP TABLE IF EXISTS {{db}}.es_pulls;
+;;
+-- step: purged | drop the purge marks
+DROP TABLE IF EXISTS {{db}}.es_purged;

@@ -71,3 +71,24 @@ CREATE TABLE IF NOT EXISTS {{db}}.es_conflicts (
     kept         VARCHAR(16)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
     KEY es_open (is_open, at)
 ) ENGINE = InnoDB;
+;;
+-- step: pulls | per node and table, where its last pull stood and when (sync.retention)
+-- ver: every version at or below it is on the edge (0 during a full pass). A
+-- retention purge never removes a tombstone above the lowest ver of the nodes
+-- still active. Times are UTC.
+CREATE TABLE IF NOT EXISTS {{db}}.es_pulls (
+    node VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    tbl  VARCHAR(130) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    ver  BIGINT      NOT NULL,
+    at   DATETIME(6) NOT NULL COMMENT 'UTC',
+    PRIMARY KEY (node, tbl)
+) ENGINE = InnoDB;
+;;
+-- step: purged | per table, the highest tombstone version a retention purge removed
+-- A pull continuing from below it may have missed a delete: it is refused and
+-- the edge takes a fresh snapshot of the table.
+CREATE TABLE IF NOT EXISTS {{db}}.es_purged (
+    tbl VARCHAR(130) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+    ver BIGINT      NOT NULL,
+    at  DATETIME(6) NOT NULL COMMENT 'UTC'
+) ENGINE = InnoDB;

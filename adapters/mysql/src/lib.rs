@@ -74,6 +74,7 @@ mod provision;
 mod pull;
 mod push;
 mod resolve;
+mod retention;
 mod schema;
 mod sql;
 mod stamp;
@@ -268,6 +269,14 @@ impl Central for MysqlCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         meta::progress(&self.pool, &self.db).await
+    }
+
+    async fn purge(
+        &self,
+        tables: &[TableMapping],
+        older_than: std::time::Duration,
+    ) -> Result<edgesync_core::central::Purged> {
+        retention::purge(&self.pool, &self.db, tables, older_than).await
     }
 
     /// Tokens, nonces and the audit log in the metadata database (`hub.rs`).

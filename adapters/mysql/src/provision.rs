@@ -132,6 +132,8 @@ fn shared_object(step: &str) -> &str {
         "ctl" | "ctl_row" => "es_ctl",
         "nodes" => "es_nodes",
         "tombstones" => "es_tombstones",
+        "pulls" => "es_pulls",
+        "purged" => "es_purged",
         _ => "es_conflicts",
     }
 }
@@ -331,13 +333,13 @@ mod tests {
         let shared = shared_vars(&db);
         assert_eq!(
             steps(INIT_SHARED, &as_refs(&shared)).expect("steps").len(),
-            5
+            7
         );
         assert_eq!(
             steps(DEINIT_SHARED, &as_refs(&shared))
                 .expect("steps")
                 .len(),
-            4
+            6
         );
         let t = TableMapping {
             edge: "t".into(),
