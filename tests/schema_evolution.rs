@@ -20,13 +20,16 @@ use crate::for_each_backend_and_hub;
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER);
              CREATE TABLE other (id INTEGER PRIMARY KEY, body TEXT);
-             CREATE TABLE extra (id INTEGER PRIMARY KEY, label TEXT);",
+             CREATE TABLE extra (id INTEGER PRIMARY KEY, label TEXT);
+             CREATE TABLE strict (id INTEGER PRIMARY KEY, code TEXT NOT NULL, note TEXT);",
     postgres: "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty bigint);
                CREATE TABLE other (id bigint PRIMARY KEY, body text);
-               CREATE TABLE extra (id bigint PRIMARY KEY, label text);",
+               CREATE TABLE extra (id bigint PRIMARY KEY, label text);
+               CREATE TABLE strict (id bigint PRIMARY KEY, code text NOT NULL, note text);",
     mysql: "CREATE TABLE items (id bigint PRIMARY KEY, name longtext, qty bigint);
             CREATE TABLE other (id bigint PRIMARY KEY, body longtext);
-            CREATE TABLE extra (id bigint PRIMARY KEY, label longtext);",
+            CREATE TABLE extra (id bigint PRIMARY KEY, label longtext);
+            CREATE TABLE strict (id bigint PRIMARY KEY, code longtext NOT NULL, note longtext);",
 };
 
 const TABLES: &str = "[[table]]\nname = \"items\"\n\n[[table]]\nname = \"other\"\n";
@@ -342,6 +345,34 @@ async fn a_batch_or_page_for_another_layout_is_refused(backend: Backend) {
     );
 }
 
+/// Accepting a dropped column with `init-sync` is refused while the edge
+/// table could not take rows without it (NOT NULL, no default), saying so.
+async fn accepting_a_drop_the_edge_table_cannot_live_with_is_refused(backend: Backend) {
+    let mut env = Env::new(backend, &["a"], &DDL).await;
+    env.write_config("[[table]]\nname = \"strict\"\n", "");
+    env.init().await;
+    env.central_run(Sql::all(
+        "INSERT INTO strict (id, code, note) VALUES (1, 'c', 'n');",
+    ))
+    .await;
+    env.sync_all(1).await;
+    env.central_run(Sql::all("ALTER TABLE strict DROP COLUMN code;"))
+        .await;
+    let stats = sync::sync_all(&env.engine_ok().await).await;
+    let errs = errors(&stats);
+    assert!(
+        errs.len() == 1 && errs[0].contains("column code") && errs[0].contains("dropped"),
+        "{errs:?}"
+    );
+    let out = env.cli(&["init-sync", "--table", "strict"]);
+    assert!(!out.status.success(), "accepted");
+    let err = stderr(&out);
+    assert!(
+        err.contains("strict") && err.contains("code") && err.contains("NOT NULL"),
+        "{err}"
+    );
+}
+
 /// An edge file provisioned before edgesync recorded column lists (no
 /// `es_schema`): its synced columns are taken to be the central's that the
 /// edge table has, so a column added on the central still just arrives.
@@ -450,5 +481,6 @@ for_each_backend_and_hub!(
     new_table_in_the_config_is_synced_without_running_init_on_the_edge,
     dropped_or_renamed_column_pauses_only_that_table,
     an_edge_provisioned_before_column_records_still_evolves,
+    accepting_a_drop_the_edge_table_cannot_live_with_is_refused,
     a_running_daemon_follows_the_central_schema,
 );

@@ -329,6 +329,21 @@ pub async fn recorded(
         }
         columns.push(col);
     }
+    // A column the central dropped stays on the edge, no longer synced:
+    // rows pulled from the central must still be insertable without it.
+    for ec in schema.iter().flat_map(|s| &s.columns) {
+        let synced = columns
+            .iter()
+            .any(|c| c.edge.eq_ignore_ascii_case(&ec.name));
+        if !synced && !ec.nullable && !ec.has_default {
+            problems.push(format!(
+                "table {}: edge column {} is no longer in the central table and is NOT NULL \
+                 without a default, so rows pulled from the central could not be inserted; \
+                 make it nullable or give it a default (on SQLite: recreate the table) first",
+                m.edge, ec.name
+            ));
+        }
+    }
     let key = m
         .key_columns()
         .filter_map(|k| {

@@ -67,8 +67,9 @@ pub async fn plan(engine: &Engine, action: Action, all: bool) -> Result<Vec<Plan
 }
 
 /// A table whose central column changed type in a way its edge column cannot
-/// hold is not re-provisioned over it: the operator changes the edge column
-/// first (see "Schema changes" in the README).
+/// hold, or lost a column the edge table cannot do without, is not
+/// re-provisioned over it: the operator changes the edge table first (see
+/// "Schema changes" in the README).
 async fn refuse_type_changes(edge: &super::Edge) -> Result<()> {
     let mut problems = Vec::new();
     for t in &edge.tables {
