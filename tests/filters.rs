@@ -296,9 +296,39 @@ async fn rows_move_out_and_in_through_the_hub(backend: Backend) {
     }
 }
 
+/// A filter the central could not evaluate as written is refused when the
+/// engine opens (so by `check-config` too), naming the table and the
+/// reason, before anything is synced.
+async fn a_filter_that_does_not_fit_its_table_is_refused(backend: Backend) {
+    let env = Env::new(backend, &["north"], DDL).await;
+    for (filter, says) in [
+        ("id = :region", "not an integer"),
+        ("town = :region", "town is not a synced column"),
+        ("region > :region", "may use =, <>"),
+    ] {
+        let toml = format!(
+            "[central]\nurl = \"{}\"\n\n[[edge]]\nnode = \"north\"\npath = \"{}\"\n\
+             params = {{ region = \"north\" }}\n\n[[table]]\nname = \"shops_h\"\n\
+             filter = \"{filter}\"\n",
+            env.central_url,
+            env.edge_path("north").display()
+        );
+        std::fs::write(env.config_path(), toml).expect("write sync.toml");
+        let err = match env.engine(Default::default()).await {
+            Ok(_) => panic!("{filter}: accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("shops_h") && err.contains(says),
+            "{filter}: {err}"
+        );
+    }
+}
+
 for_each_backend!(
     initial_load_selects_each_nodes_rows,
     central_updates_move_rows_out_and_in,
     pushes_outside_the_filter_are_refused_as_conflicts,
     rows_move_out_and_in_through_the_hub,
+    a_filter_that_does_not_fit_its_table_is_refused,
 );

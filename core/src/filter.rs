@@ -207,7 +207,12 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Num(chars[start..i].iter().collect()));
             }
             c if c.is_alphabetic() || c == '_' => out.push(Tok::Word(ident(&mut i))),
-            other => return Err(format!("unexpected {other:?}")),
+            other => {
+                return Err(format!(
+                    "unexpected {other:?}; a filter may use =, <>, !=, [NOT] IN (...), \
+                     IS [NOT] NULL, AND, OR, NOT and parentheses"
+                ))
+            }
         }
     }
     Ok(out)
