@@ -252,7 +252,24 @@ impl EdgeDb {
             edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
         }
         let pages = pages.to_vec();
-        self.run(move |c| pull::apply_pulls(c, &pages)).await
+        self.run(move |c| {
+            // Re-pulls fetching columns the central gained (`edge/evolve.rs`).
+            let mut refilled = Vec::with_capacity(pages.len());
+            for (table, page) in &pages {
+                refilled.push(evolve::refill(c, table, page)?);
+            }
+            let mut stats = pull::apply_pulls(c, &pages)?;
+            for (((table, page), n), s) in pages.iter().zip(refilled).zip(stats.iter_mut()) {
+                if let Some(n) = n {
+                    s.applied += n;
+                    if page.done {
+                        evolve::end_refill(c, &table.edge)?;
+                    }
+                }
+            }
+            Ok(stats)
+        })
+        .await
     }
 
     /// Start a re-snapshot of `table` (its pull position is older than the
