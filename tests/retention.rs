@@ -7,15 +7,16 @@
 //! records (a node's last pull and push, a tombstone's clock stamp), and the
 //! purge is called directly with a one-hour retention.
 //!
-//! The SQLite and MySQL/MariaDB centrals implement the purge; PostgreSQL
-//! answers it with a clear "not supported yet" error (checked below).
+//! Every central here implements it (SQL Server and Oracle answer the
+//! purge with a "not supported yet" error naming `sync.retention`).
 
 use std::time::Duration;
 
-use edgesync::engine::{retention, status, Selection};
+use edgesync::engine::{status, Selection};
 use edgesync_core::central::Purged;
 
 use crate::common::{query_text, Backend, Env, Sql};
+use crate::for_each_backend;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
@@ -106,6 +107,7 @@ async fn purge_respects_the_lowest_active_watermark(backend: Backend) {
     assert_eq!(edge_rows(&env, "b"), central_rows(&env).await);
     env.sync_node("b").await;
     // Now every active node is past them; c does not hold the purge back.
+
     let purged = purge(&env).await;
     assert_eq!(purged.tombstones, 2, "{purged:?}");
     assert_eq!(tombstones(&env).await, 0);
@@ -249,20 +251,6 @@ async fn the_sync_cycle_purges(backend: Backend) {
     assert_eq!(tombstones(&env).await, 0, "every active node has it");
 }
 
-/// The servers' centrals do not purge yet: they say so, naming the key.
-async fn unsupported_backends_say_so(backend: Backend) {
-    let mut env = setup(backend, &["a"]).await;
-    env.sync_all(1).await;
-    env.write_config(TABLES, "retention = \"90d\"");
-    let engine = env.engine_ok().await;
-    let e = retention::purge(&engine).await.expect_err("not supported");
-    let text = format!("{e:#}");
-    assert!(
-        text.contains("sync.retention") && text.contains("not supported"),
-        "{text}"
-    );
-}
-
 #[tokio::test]
 async fn retention_must_be_at_least_an_hour() {
     let mut env = Env::new(Backend::Sqlite, &["a"], DDL).await;
@@ -282,59 +270,9 @@ async fn retention_must_be_at_least_an_hour() {
     assert!(format!("{e:#}").contains("retention"), "{e:#}");
 }
 
-mod sqlite_central {
-    use crate::common::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn purge_respects_the_lowest_active_watermark() {
-        super::purge_respects_the_lowest_active_watermark(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_node_beyond_retention_resnapshots_keeping_local_writes() {
-        super::a_node_beyond_retention_resnapshots_keeping_local_writes(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_sync_cycle_purges() {
-        super::the_sync_cycle_purges(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_interrupted_resnapshot_resumes() {
-        super::an_interrupted_resnapshot_resumes(Backend::Sqlite).await
-    }
-}
-
-mod postgres_central {
-    use crate::common::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unsupported_backends_say_so() {
-        super::unsupported_backends_say_so(Backend::Postgres).await
-    }
-}
-
-mod mysql_central {
-    use crate::common::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn purge_respects_the_lowest_active_watermark() {
-        super::purge_respects_the_lowest_active_watermark(Backend::Mysql).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_node_beyond_retention_resnapshots_keeping_local_writes() {
-        super::a_node_beyond_retention_resnapshots_keeping_local_writes(Backend::Mysql).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_sync_cycle_purges() {
-        super::the_sync_cycle_purges(Backend::Mysql).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_interrupted_resnapshot_resumes() {
-        super::an_interrupted_resnapshot_resumes(Backend::Mysql).await
-    }
-}
+for_each_backend!(
+    purge_respects_the_lowest_active_watermark,
+    a_node_beyond_retention_resnapshots_keeping_local_writes,
+    the_sync_cycle_purges,
+    an_interrupted_resnapshot_resumes
+);

@@ -10,6 +10,12 @@ DROP TABLE IF EXISTS {{schema}}.es_conflicts;
 -- step: tombstones | drop the tombstones
 DROP TABLE IF EXISTS {{schema}}.es_tombstones;
 ;;
+-- step: pulls | drop the per-node pull positions
+DROP TABLE IF EXISTS {{schema}}.es_pulls;
+;;
+-- step: purged | drop the purge marks
+DROP TABLE IF EXISTS {{schema}}.es_purged;
+;;
 -- step: nodes | drop the per-node push high-water marks
 DROP TABLE IF EXISTS {{schema}}.es_nodes;
 ;;

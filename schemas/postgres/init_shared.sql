@@ -72,3 +72,24 @@ ALTER TABLE {{schema}}.es_conflicts
     ADD COLUMN IF NOT EXISTS base_json   jsonb,
     ADD COLUMN IF NOT EXISTS resolved_at timestamptz,
     ADD COLUMN IF NOT EXISTS kept        text;
+;;
+-- step: pulls | per node and table, where its last pull stood and when (sync.retention)
+-- snap: the node's pull snapshot (NULL during a full pass): every transaction
+-- visible in it is on the edge. A retention purge removes only tombstones
+-- that every node still active has seen.
+CREATE TABLE IF NOT EXISTS {{schema}}.es_pulls (
+    node text        NOT NULL,
+    tbl  text        NOT NULL,
+    snap text,
+    at   timestamptz NOT NULL,
+    PRIMARY KEY (node, tbl)
+);
+;;
+-- step: purged | per table, the highest deleting transaction a retention purge removed
+-- A pull whose snapshot does not see it may have missed a delete: it is
+-- refused and the edge takes a fresh snapshot of the table.
+CREATE TABLE IF NOT EXISTS {{schema}}.es_purged (
+    tbl  text        PRIMARY KEY,
+    txid bigint      NOT NULL,
+    at   timestamptz NOT NULL
+);

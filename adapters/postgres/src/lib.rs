@@ -62,6 +62,7 @@ mod provision;
 mod pull;
 mod push;
 mod resolve;
+mod retention;
 mod schema;
 mod sql;
 mod types;
@@ -206,6 +207,14 @@ impl Central for PgCentral {
 
     async fn progress(&self) -> Result<Vec<NodeProgress>> {
         meta::progress(&self.pool).await
+    }
+
+    async fn purge(
+        &self,
+        tables: &[TableMapping],
+        older_than: std::time::Duration,
+    ) -> Result<edgesync_core::central::Purged> {
+        retention::purge(&self.pool, tables, older_than).await
     }
 
     fn hub_store(&self) -> Option<&dyn edgesync_core::central::HubStore> {

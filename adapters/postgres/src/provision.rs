@@ -158,6 +158,8 @@ fn shared_object(step: &str) -> &str {
         "nodes" => "es_nodes",
         "tombstones" => "es_tombstones",
         "tombstones_txid" => "es_tombstones_txid",
+        "pulls" => "es_pulls",
+        "purged" => "es_purged",
         _ => "es_conflicts",
     }
 }
@@ -339,7 +341,7 @@ mod tests {
         for t in [INIT_SHARED, DEINIT_SHARED] {
             let s = steps(t, &as_refs(&shared)).expect("steps");
             assert!(s.iter().all(|s| !s.purpose.is_empty()));
-            assert_eq!(s.len(), if t == INIT_SHARED { 6 } else { 4 });
+            assert_eq!(s.len(), if t == INIT_SHARED { 8 } else { 6 });
         }
     }
 }

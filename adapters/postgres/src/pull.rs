@@ -86,6 +86,14 @@ pub async fn pull(
 ) -> Result<PullPage> {
     let tok = Token::parse(token, table)?;
     let doing = format!("pulling from {}", table.central);
+    // sync.retention: a position the purge has passed is refused (a full
+    // pass, without `wm`, never is); where the node stands is recorded.
+    crate::retention::admit(pool, node, table, tok.wm.as_deref())
+        .await
+        .map_err(|e| e.context(&doing))?;
+    // A full pass builds the edge's table: it includes the node's own rows
+    // (the edge skips the versions it already has).
+    let node = if tok.wm.is_none() { "" } else { node };
     let mut tx = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
