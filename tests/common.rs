@@ -359,6 +359,24 @@ impl Env {
         }
     }
 
+    /// An engine on the central as its administrators reach it: on the
+    /// hub's config in a hub run (the hub's own central), else on the
+    /// edges' config.
+    pub async fn central_engine(&self) -> Engine {
+        let path = match &self.hub {
+            Some(h) => {
+                h.ensure();
+                h.config_path().to_path_buf()
+            }
+            None => self.config_path(),
+        };
+        let loaded = Config::load(Some(&path)).expect("load config");
+        loaded.config.validate().expect("valid config");
+        Engine::open(loaded.config, &loaded.path, &Selection::default())
+            .await
+            .expect("open the central's engine")
+    }
+
     pub async fn engine(&self, sel: Selection) -> anyhow::Result<Engine> {
         self.ensure_hub();
         let loaded = Config::load(Some(&self.config_path()))?;

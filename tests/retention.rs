@@ -16,7 +16,7 @@ use edgesync::engine::{status, Selection};
 use edgesync_core::central::Purged;
 
 use crate::common::{query_text, Backend, Env, Sql};
-use crate::for_each_backend;
+use crate::for_each_backend_and_hub;
 
 const DDL: Sql = Sql {
     sqlite: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
@@ -61,8 +61,9 @@ async fn age(env: &Env, node: &str) {
     .await;
 }
 
+/// Purge as the central's administrators would (on the hub, in a hub run).
 async fn purge(env: &Env) -> Purged {
-    let engine = env.engine_ok().await;
+    let engine = env.central_engine().await;
     engine
         .central
         .purge(&engine.central_mappings(), HOUR)
@@ -270,9 +271,58 @@ async fn retention_must_be_at_least_an_hour() {
     assert!(format!("{e:#}").contains("retention"), "{e:#}");
 }
 
-for_each_backend!(
+/// Behind a hub the edges cannot purge; the hub does, when it starts and
+/// every hour after (src/hub/mod.rs `housekeeping`).
+async fn the_hub_purges_by_itself(backend: Backend) {
+    let mut env = setup(backend, &["a", "b"]).await;
+    env.sync_all(1).await;
+    env.central_run(Sql::all("DELETE FROM items WHERE id = 3;"))
+        .await;
+    env.central_run(Sql::all("UPDATE es_tombstones SET es_hlc = 65536;"))
+        .await;
+    for node in ["a", "b", "a", "b"] {
+        env.sync_node(node).await;
+    }
+    assert_eq!(tombstones(&env).await, 1, "no retention yet");
+    // The hub restarts on the new config and purges at once.
+    env.write_config(TABLES, "retention = \"90d\"\npage_rows = 2");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tombstones(&env).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub did not purge the tombstone every node has pulled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nothing lost: both edges still match the central.
+    for node in ["a", "b"] {
+        env.sync_node(node).await;
+        assert_eq!(edge_rows(&env, node), central_rows(&env).await, "{node}");
+    }
+}
+
+mod hub_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hub_purges_by_itself_sqlite() {
+        crate::common::through_hub(super::the_hub_purges_by_itself(
+            crate::common::Backend::Sqlite,
+        ))
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hub_purges_by_itself_postgres() {
+        crate::common::through_hub(super::the_hub_purges_by_itself(
+            crate::common::Backend::Postgres,
+        ))
+        .await
+    }
+}
+
+for_each_backend_and_hub!(
     purge_respects_the_lowest_active_watermark,
     a_node_beyond_retention_resnapshots_keeping_local_writes,
-    the_sync_cycle_purges,
-    an_interrupted_resnapshot_resumes
+    an_interrupted_resnapshot_resumes;
+    // In a hub run the purge is the hub's (the_hub_purges_by_itself).
+    direct only: the_sync_cycle_purges,
 );

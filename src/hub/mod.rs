@@ -135,6 +135,7 @@ pub async fn serve(loaded: LoadedConfig) -> Result<()> {
     let housekeeping = tokio::spawn(housekeeping(
         hub.clone(),
         loaded.config.sync.conflict_retention,
+        loaded.config.sync.retention,
     ));
     let router = server::router(hub);
     let result = listener::run(tcp, tls, router, stop_signal()).await;
@@ -165,9 +166,13 @@ async fn stop_signal() {
     }
 }
 
-/// Purge expired nonces every minute and settled conflicts every hour.
-/// Several hubs doing it at once is harmless.
-async fn housekeeping(hub: Arc<Hub>, retention: Duration) {
+/// Purge expired nonces every minute, and every hour (and at start) the
+/// settled conflicts past `sync.conflict_retention` and, when
+/// `sync.retention` is set, the tombstones and departed nodes' state past
+/// it. Behind a hub the edges cannot purge (they do not reach the central),
+/// so the hub does it for them. Several hubs doing it at once is harmless:
+/// each purge is one transaction that never passes an active node.
+async fn housekeeping(hub: Arc<Hub>, conflict_retention: Duration, retention: Option<Duration>) {
     let mut nonces = tokio::time::interval(NONCE_PURGE_EVERY);
     let mut conflicts = tokio::time::interval(CONFLICT_PURGE_EVERY);
     loop {
@@ -182,8 +187,19 @@ async fn housekeeping(hub: Arc<Hub>, retention: Duration) {
                 }
             }
             _ = conflicts.tick() => {
-                if let Err(e) = hub.central.purge_conflicts(retention).await {
+                if let Err(e) = hub.central.purge_conflicts(conflict_retention).await {
                     warn!("purging the conflict log: {e:#}");
+                }
+                if let Some(retention) = retention {
+                    let tables: Vec<_> = hub.tables.iter().map(|t| t.mapping.clone()).collect();
+                    match hub.central.purge(&tables, retention).await {
+                        Ok(purged) => info!(
+                            tombstones = purged.tombstones,
+                            node_states = purged.node_states,
+                            "purged sync metadata older than sync.retention"
+                        ),
+                        Err(e) => warn!("purging sync metadata (sync.retention): {e:#}"),
+                    }
                 }
             }
         }
