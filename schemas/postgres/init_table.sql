@@ -4,6 +4,10 @@
 -- every application write visible to edgesync with no change to the
 -- application; writes made by edgesync itself run with the transaction-local
 -- setting edgesync.applying = 'on' and carry the pushing node's origin.
+-- edgesync's own push statements stamp their rows and keep the tombstones
+-- themselves, set-based, so the row triggers skip them (their WHEN clause,
+-- checked without calling plpgsql); a write nested in a trigger (a foreign
+-- key's ON DELETE SET NULL, an application trigger) is stamped as before.
 -- Each statement runs only when its object is missing or out of date.
 
 -- step: columns | add the edgesync metadata columns to {{table_name}}
@@ -84,10 +88,20 @@ BEGIN
 END
 $es$;
 ;;
--- step: before_trigger | stamp every write to {{table_name}}
-CREATE TRIGGER es_before BEFORE INSERT OR UPDATE OR DELETE ON {{table}}
-    FOR EACH ROW EXECUTE FUNCTION {{before_fn}}();
+-- step: before_trigger_old | drop the stamping trigger an older edgesync put on {{table_name}} (it is re-created at once, in the same transaction)
+DROP TRIGGER IF EXISTS es_before ON {{table}};
 ;;
--- step: after_trigger | keep the tombstones of {{table_name}}
+-- step: before_trigger | stamp every write to {{table_name}} but edgesync's own push statements
+CREATE TRIGGER es_before BEFORE INSERT OR UPDATE OR DELETE ON {{table}}
+    FOR EACH ROW
+    WHEN (coalesce(current_setting('edgesync.applying', true), '') <> 'on' OR pg_trigger_depth() > 0)
+    EXECUTE FUNCTION {{before_fn}}();
+;;
+-- step: after_trigger_old | drop the tombstone trigger an older edgesync put on {{table_name}} (it is re-created at once, in the same transaction)
+DROP TRIGGER IF EXISTS es_after ON {{table}};
+;;
+-- step: after_trigger | keep the tombstones of {{table_name}} but for edgesync's own push statements
 CREATE TRIGGER es_after AFTER INSERT OR UPDATE OR DELETE ON {{table}}
-    FOR EACH ROW EXECUTE FUNCTION {{after_fn}}();
+    FOR EACH ROW
+    WHEN (coalesce(current_setting('edgesync.applying', true), '') <> 'on' OR pg_trigger_depth() > 0)
+    EXECUTE FUNCTION {{after_fn}}();

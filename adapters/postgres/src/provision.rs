@@ -29,6 +29,10 @@ const TRIGGERS: [(&str, &str); 2] = [
     ("after_trigger", "es_after"),
 ];
 
+/// What the current row triggers' `WHEN` clause holds: a trigger without it
+/// (made by an older edgesync, which had none) is dropped and re-created.
+const TRIGGER_GUARD: &str = "pg_trigger_depth()";
+
 /// The conflict-log columns added after the first release (the
 /// `conflicts_columns` step adds them to an older log).
 const CONFLICT_COLUMNS: [&str; 3] = ["base_json", "resolved_at", "kept"];
@@ -203,7 +207,13 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
         let natives = mapped_types(table, &types)?;
         check_unique_key(&mut conn, table, found.oid).await?;
         let schema = sql::schema_of(q);
-        let triggers = triggers_of(&mut conn, found.oid).await?;
+        let triggers = trigger_defs(&mut conn, found.oid).await?;
+        // A trigger is up to date when it exists with the current guard.
+        let current = |name: &str| {
+            triggers
+                .iter()
+                .any(|(n, def)| n == name && def.contains(TRIGGER_GUARD))
+        };
         let vars = table_vars(table, &natives);
         for step in steps(INIT_TABLE, &as_refs(&vars))? {
             let missing = match step.id.as_str() {
@@ -217,9 +227,16 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
                         function_source(&mut conn, schema, &sql::object_name(kind, q)).await?;
                     current.as_deref() != function_body(&step.sql)
                 }
+                // An older version of the trigger is dropped first.
+                id if id.ends_with("_old") => {
+                    let step = id.trim_end_matches("_old");
+                    TRIGGERS.iter().any(|&(s, n)| {
+                        s == step && triggers.iter().any(|(t, _)| t == n) && !current(n)
+                    })
+                }
                 id => {
                     let name = TRIGGERS.iter().find(|(s, _)| *s == id).map(|(_, n)| *n);
-                    !name.is_some_and(|n| triggers.iter().any(|t| t == n))
+                    !name.is_some_and(current)
                 }
             };
             if missing {
@@ -296,6 +313,18 @@ pub async fn plan_deinit(
         out.extend(crate::hub::plan_deinit(&mut conn).await?);
     }
     Ok(out)
+}
+
+/// `(name, pg_get_triggerdef)` of the table's own triggers.
+async fn trigger_defs(conn: &mut PgConnection, oid: i64) -> Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT tgname::text, pg_get_triggerdef(oid) FROM pg_trigger
+          WHERE tgrelid = $1::bigint::oid AND NOT tgisinternal",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(ctx("reading triggers"))
 }
 
 async fn has_rows(conn: &mut PgConnection, meta_table: &str, tbl: &str) -> Result<bool> {

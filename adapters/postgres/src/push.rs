@@ -2,8 +2,10 @@
 //! statements whatever the batch size (each column is bound once as an array
 //! and `UNNEST`ed), never a round trip per row.
 //!
-//! 1. `set_config('edgesync.applying', 'on', true)`: the triggers keep the
-//!    origin, stamp and tombstones this transaction writes.
+//! 1. `set_config('edgesync.applying', 'on', true)`: the row triggers skip
+//!    the statements below, which stamp their rows and keep the tombstones
+//!    themselves (see [`crate::write`]), and keep the origin of any write
+//!    nested in a trigger.
 //! 2. Lock the node's `es_nodes` row; changes at or below its `hi` are replays.
 //! 3. Lock the current rows of every key (`FOR UPDATE`), and the tombstones of
 //!    the keys with no row; decide each fresh change with
@@ -91,8 +93,8 @@ async fn apply(
         node,
         tbl: sql::tbl_id(&table.central),
     };
-    // Mark the transaction as edgesync's own apply (the triggers then keep
-    // origin, stamp and tombstones as written), and give up on row locks held
+    // Mark the transaction as edgesync's own apply (the row triggers skip its
+    // statements, which stamp themselves), and give up on row locks held
     // by a stuck application transaction after a while: the batch is retried.
     sqlx::query(
         "SELECT set_config('edgesync.applying', 'on', true), \

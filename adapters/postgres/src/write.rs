@@ -11,6 +11,14 @@
 //!   without conflict detection;
 //! - [`write_deletes`]: `DELETE ... USING unnest(...)` and the tombstones
 //!   (origin = the node) in one statement.
+//!
+//! The statements stamp what the table's row triggers stamp for any other
+//! write (`es_ver` from the sequence, `es_txid`) and clear the tombstone of a
+//! key they insert, so the triggers skip them (`edgesync.applying` is on and
+//! they run outside any trigger: see `schemas/postgres/init_table.sql`); a
+//! plpgsql call per row was most of an update's server time. On a table
+//! still carrying an older edgesync's triggers, which fire anyway, the
+//! trigger stamps again and finds no tombstone left: the same result.
 
 use std::collections::HashSet;
 
@@ -287,6 +295,8 @@ pub(crate) async fn write_updates(
             format!("es_origin = {node}"),
             "es_oseq = u.es_oseq".to_string(),
             "es_hlc = u.es_hlc".to_string(),
+            format!("es_ver = nextval({})", version_seq(cx)),
+            "es_txid = txid_current()".to_string(),
         ])
         .collect();
     let query = format!(
@@ -301,6 +311,11 @@ pub(crate) async fn write_updates(
         .await
         .map_err(ctx("updating rows"))?;
     positions_and_versions(rows, idx, "updated")
+}
+
+/// The table's version sequence, as a `regclass` literal for `nextval`.
+fn version_seq(cx: &Ctx<'_>) -> String {
+    sql::literal(&sql::meta(&cx.table.central, "es_version"))
 }
 
 fn positions_and_versions(
@@ -338,6 +353,7 @@ pub(crate) async fn write_inserts(
     let t = cx.table;
     let mut p = Params::default();
     let node = p.text(cx.node);
+    let tbl = p.text(cx.tbl.clone());
     let from = bind_rows(cx, &mut p, changes, idx, false, &[])?;
     let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.central)).collect();
     let vals: Vec<String> = t
@@ -349,17 +365,26 @@ pub(crate) async fn write_inserts(
     let keys = sql::key_columns(t, None).join(", ");
     // OVERRIDING SYSTEM VALUE: an edge chooses the keys of the rows it
     // creates, also where the central column is GENERATED ALWAYS AS IDENTITY.
+    // A (re)inserted key loses its tombstone (`cleared`).
     let query = format!(
         "WITH u AS (SELECT * FROM {from}),
-              ins AS (INSERT INTO {table} ({cols}, es_deleted, es_origin, es_oseq, es_hlc)
+              ins AS (INSERT INTO {table} ({cols}, es_deleted, es_origin, es_oseq, es_hlc,
+                                           es_ver, es_txid)
                       OVERRIDING SYSTEM VALUE
-                      SELECT {vals}, u.es_del, {node}, u.es_oseq, u.es_hlc FROM u ORDER BY {order}
+                      SELECT {vals}, u.es_del, {node}, u.es_oseq, u.es_hlc,
+                             nextval({seq}), txid_current()
+                        FROM u ORDER BY {order}
                       ON CONFLICT ({keys}) DO NOTHING
-                      RETURNING {keys}, es_ver)
+                      RETURNING {keys}, es_ver),
+              cleared AS (DELETE FROM {tombs} AS ts USING ins
+                           WHERE ts.tbl = {tbl} AND ts.key = {key_json})
          SELECT u.es_ord, ins.es_ver FROM ins JOIN u ON {matches}",
         table = sql::table_ref(&t.central),
         cols = cols.join(", "),
         vals = vals.join(", "),
+        seq = version_seq(cx),
+        tombs = sql::meta(&t.central, "es_tombstones"),
+        key_json = sql::key_json(t, &cx.natives, "ins"),
         matches = sql::key_match(t, "ins", |i| format!("u.a{i}")),
         // Key order, so two pushes inserting the same new keys cannot deadlock.
         order = t
@@ -435,7 +460,7 @@ pub(crate) async fn write_deletes(
         matches = sql::key_match(t, "t", |i| format!("u.a{i}")),
         key_json = sql::key_json(t, &cx.natives, "t"),
         tombs = sql::meta(&t.central, "es_tombstones"),
-        seq = sql::literal(&sql::meta(&t.central, "es_version")),
+        seq = version_seq(cx),
     );
     let rows = p
         .query(query)

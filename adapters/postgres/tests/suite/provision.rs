@@ -1,7 +1,7 @@
 //! init-sync / deinit-sync: idempotent plans, triggers that capture
 //! application writes, and a deinit that leaves the table as it was.
 
-use edgesync_core::{Central, ConflictPolicy, DeleteMode, ErrorKind, Value};
+use edgesync_core::{Central, ConflictPolicy, DeleteMode, ErrorKind, PushOutcome, Value};
 
 use crate::common::*;
 
@@ -254,4 +254,127 @@ async fn hard_delete_writes_a_tombstone_and_reinsert_clears_it() {
             .await,
         "[\"6\"]"
     );
+}
+
+/// Push the same three kinds of write, each checked the same way: an
+/// update gets a new version and the transaction id, an insert over a
+/// tombstone clears it, a nested write (ON DELETE SET NULL) is stamped.
+async fn push_stamps(db: &TestDb, m: &edgesync_core::TableMapping, id: i64, oseq: i64) {
+    let txid_of = |id: i64| {
+        sqlx::query_as::<_, (i64, i64)>("SELECT es_ver, es_txid FROM items WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+    };
+    // The application writes the row, its child and a tombstone for id + 1.
+    db.exec(&format!(
+        "INSERT INTO items (id, name, price) VALUES ({id}, 'a', 1), ({n}, 'b', 1);
+         INSERT INTO kids VALUES ({id}, {id});
+         DELETE FROM items WHERE id = {n};",
+        n = id + 1
+    ))
+    .await;
+    let (v0, _) = txid_of(id).await.expect("row");
+    let kid_v0: i64 = db
+        .scalar(&format!("SELECT es_ver FROM kids WHERE id = {id}"))
+        .await;
+    // Re-inserted by an edge that saw the delete (based on the tombstone).
+    let tomb: i64 = db
+        .scalar(&format!(
+            "SELECT es_ver FROM es_tombstones WHERE key = '[\"{}\"]'",
+            id + 1
+        ))
+        .await;
+    let r = db
+        .central
+        .push(
+            "edge-a",
+            m,
+            &batch(vec![
+                upsert(item(id, "pushed", 2, "2.00"), 0, oseq, Some(v0)),
+                upsert(item(id + 1, "back", 3, "3.00"), 0, oseq + 1, Some(tomb)),
+            ]),
+        )
+        .await
+        .expect("push");
+    let (v1, txid1) = txid_of(id).await.expect("row");
+    let (v2, txid2) = txid_of(id + 1).await.expect("row");
+    assert!(v1 > v0 && v2 > v1, "{v0} {v1} {v2}");
+    assert_eq!(txid1, txid2);
+    assert!(matches!(r.outcomes[0], PushOutcome::Applied { version } if version == v1));
+    assert!(matches!(r.outcomes[1], PushOutcome::Applied { version } if version == v2));
+    assert_eq!(
+        db.scalar::<i64>(&format!(
+            "SELECT count(*) FROM es_tombstones WHERE key = '[\"{}\"]'",
+            id + 1
+        ))
+        .await,
+        0
+    );
+    // A pushed delete of the parent: the foreign key nulls the child's
+    // reference in a nested write, which the child's triggers still stamp.
+    db.central
+        .push(
+            "edge-a",
+            m,
+            &batch(vec![delete(Value::Int(id), None, oseq + 2, Some(v1))]),
+        )
+        .await
+        .expect("push delete");
+    let (kid_v1, parent): (i64, Option<i64>) =
+        sqlx::query_as("SELECT es_ver, parent FROM kids WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .expect("kid");
+    assert!(kid_v1 > kid_v0 && parent.is_none());
+}
+
+#[tokio::test]
+async fn triggers_of_an_older_edgesync_are_replaced_and_pushes_stamp_either_way() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "CREATE TABLE kids (id bigint PRIMARY KEY,
+                            parent bigint REFERENCES items (id) ON DELETE SET NULL)",
+    )
+    .await;
+    let kids = mapping(
+        "kids",
+        &[("id", int()), ("parent", int())],
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Hard,
+    );
+    db.init(std::slice::from_ref(&kids)).await;
+    let guarded = "SELECT count(*) FROM pg_trigger
+                    WHERE tgname IN ('es_before', 'es_after')
+                      AND pg_get_triggerdef(oid) LIKE '%pg_trigger_depth()%'";
+    assert_eq!(db.scalar::<i64>(guarded).await, 4);
+    push_stamps(&db, &m, 10, 1).await;
+
+    // The triggers as an older edgesync made them: no WHEN clause.
+    db.exec(
+        "DO $d$ DECLARE r record; BEGIN
+           FOR r IN SELECT tgname, tgrelid::regclass AS tbl, tgfoid::regproc AS fn,
+                           CASE WHEN tgname = 'es_before' THEN 'BEFORE' ELSE 'AFTER' END AS at
+                      FROM pg_trigger WHERE tgname IN ('es_before', 'es_after') LOOP
+             EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.tbl);
+             EXECUTE format('CREATE TRIGGER %I %s INSERT OR UPDATE OR DELETE ON %s
+                             FOR EACH ROW EXECUTE FUNCTION %s()', r.tgname, r.at, r.tbl, r.fn);
+           END LOOP;
+         END $d$",
+    )
+    .await;
+    assert_eq!(db.scalar::<i64>(guarded).await, 0);
+    // They still fire on a push, which comes out the same.
+    push_stamps(&db, &m, 20, 4).await;
+
+    // init-sync replaces them (dropped and re-created), and is then done.
+    let both = [m.clone(), kids.clone()];
+    let plan = db.central.plan_init(&both).await.expect("plan");
+    assert_eq!(plan.len(), 8, "{plan:#?}");
+    db.central.execute(&plan).await.expect("execute");
+    assert!(db.central.plan_init(&both).await.expect("plan").is_empty());
+    assert_eq!(db.scalar::<i64>(guarded).await, 4);
+    push_stamps(&db, &m, 30, 7).await;
 }
