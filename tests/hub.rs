@@ -406,8 +406,8 @@ async fn a_node_sees_and_writes_only_its_tenants_rows(backend: Backend) {
         rows(&[&["2", "globex", "y"]])
     );
     // a writes a row of another tenant, and then tries to take over b's
-    // row: both are refused by the hub and quarantined on a; the rest of
-    // a's changes flow.
+    // row: both are refused as out-of-scope conflicts inside the central's
+    // transaction, logged, and the rest of a's changes flow.
     h.env
         .edge("a")
         .execute_batch(
@@ -418,7 +418,8 @@ async fn a_node_sees_and_writes_only_its_tenants_rows(backend: Backend) {
         .expect("a");
     let stats = h.env.sync_node("a").await;
     let quarantined: usize = stats.iter().map(|s| s.quarantined).sum();
-    assert_eq!(quarantined, 2, "{stats:?}");
+    let conflicts: usize = stats.iter().map(|s| s.conflicts).sum();
+    assert_eq!((quarantined, conflicts), (0, 2), "{stats:?}");
     let c = central(
         &h.env,
         "SELECT id, tenant, body FROM shared ORDER BY shared.id",
@@ -430,13 +431,30 @@ async fn a_node_sees_and_writes_only_its_tenants_rows(backend: Backend) {
         rows(&[&["1", "acme", "fine"], &["2", "globex", "y"]]),
         "nothing outside a's scope was written"
     );
-    let refused = central(
-        &h.env,
-        "SELECT count(*) FROM es_audit WHERE node = 'a' AND outcome = 'out_of_scope_row' AND status = 403",
-        "SELECT count(*)::text FROM es_audit WHERE node = 'a' AND outcome = 'out_of_scope_row' AND status = 403",
-    )
-    .await;
-    assert_ne!(refused, rows(&[&["0"]]), "the refusals are audited");
+    assert_eq!(
+        query_text(&h.env.edge("a"), q),
+        rows(&[&["1", "acme", "fine"]]),
+        "a holds no row outside its scope"
+    );
+    let log = h
+        .env
+        .engine_ok()
+        .await
+        .central
+        .conflicts(true, 100)
+        .await
+        .expect("conflict log");
+    let refused = log
+        .iter()
+        .filter(|c| c.node == "a" && c.strategy == edgesync_core::ConflictPolicy::OutOfScope)
+        .count();
+    assert_eq!(refused, 2, "both refusals are logged: {log:?}");
+    // b never saw a's attempts.
+    h.env.sync_node("b").await;
+    assert_eq!(
+        query_text(&h.env.edge("b"), q),
+        rows(&[&["2", "globex", "y"]])
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -4,15 +4,15 @@
 //!
 //! Whatever the body says, the node, tenant and params are the
 //! credential's: a body naming another node or tenant is refused, a table
-//! the hub does not serve is refused, and with a filter, every pushed row
-//! and every central row a push would change must be in the node's scope,
-//! while a pull hands out only rows in it.
+//! the hub does not serve is refused, and with a filter, a pushed row or a
+//! central row a push would change that is outside the node's scope is
+//! refused as an `out-of-scope` conflict (the rest of the batch applies),
+//! while a pull hands out only rows in it (and move-outs).
 
 use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
 use edgesync_core::central::{AuditEntry, NodeToken};
-use edgesync_core::ErrorKind;
 use serde::Serialize;
 
 use super::protocol as p;
@@ -175,41 +175,13 @@ pub(super) async fn push(
             Refusal::new(StatusCode::BAD_REQUEST, "bad_request", "bad batch")
         })
     })?;
+    // Rows outside the node's scope are the central's to refuse, change by
+    // change, inside the push's own transaction (Central::push_scoped):
+    // each is answered as an `out-of-scope` conflict with the central's row
+    // (or a move-out), logged, and the rest of the batch is applied. A check
+    // here, before that transaction, could only refuse the whole batch, and
+    // would read the central rows outside it.
     let scope = bind(t, a)?;
-    if let Some(scope) = &scope {
-        let out_of_scope = |what: &str, i: usize| {
-            let key = t.mapping.describe_key(&req.batch.changes[i].key);
-            let mut r = Refusal::new(
-                StatusCode::FORBIDDEN,
-                "out_of_scope_row",
-                format!(
-                    "table {}, key {key}: {what} is outside node {}'s scope (the table's filter)",
-                    req.table, a.token.node
-                ),
-            );
-            // The row itself is refused: the edge quarantines it and the
-            // rest of its changes keep flowing.
-            r.kind = ErrorKind::Constraint;
-            r
-        };
-        for (i, c) in req.batch.changes.iter().enumerate() {
-            if c.values.as_ref().is_some_and(|v| !scope.selects(v)) {
-                return Err(out_of_scope("the pushed row", i));
-            }
-        }
-        let keys: Vec<_> = req.batch.changes.iter().map(|c| c.key.clone()).collect();
-        let current = hub
-            .store()
-            .map_err(Refusal::central)?
-            .current_rows(&t.mapping, &keys)
-            .await
-            .map_err(Refusal::central)?;
-        for (i, row) in current.iter().enumerate() {
-            if row.as_ref().is_some_and(|v| !scope.selects(v)) {
-                return Err(out_of_scope("the central row it would change", i));
-            }
-        }
-    }
     let result = hub
         .central
         .push_scoped(&a.token.node, &t.mapping, scope.as_ref(), &req.batch)
