@@ -195,12 +195,7 @@ impl Central for MssqlCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        edgesync_core::change::check_fingerprint(
-            table,
-            batch.fingerprint.as_deref(),
-            "push batch",
-        )?;
-        push::push(&self.pool, node, table, None, batch).await
+        self.push_scoped(node, table, None, batch).await
     }
 
     async fn pull(
@@ -210,9 +205,7 @@ impl Central for MssqlCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(&self.pool, node, table, None, token, limit)
-            .await
-            .map(|p| p.with_fingerprint(table))
+        self.pull_scoped(node, table, None, token, limit).await
     }
 
     async fn push_scoped(
@@ -222,9 +215,6 @@ impl Central for MssqlCentral {
         scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        if scope.is_none() {
-            return self.push(node, table, batch).await;
-        }
         edgesync_core::change::check_fingerprint(
             table,
             batch.fingerprint.as_deref(),
@@ -241,9 +231,6 @@ impl Central for MssqlCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        if scope.is_none() {
-            return self.pull(node, table, token, limit).await;
-        }
         pull::pull(&self.pool, node, table, scope, token, limit)
             .await
             .map(|p| p.with_fingerprint(table))

@@ -174,12 +174,7 @@ impl Central for MysqlCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        edgesync_core::change::check_fingerprint(
-            table,
-            batch.fingerprint.as_deref(),
-            "push batch",
-        )?;
-        push::push(&self.pool, &self.db, self.mariadb, node, table, None, batch).await
+        self.push_scoped(node, table, None, batch).await
     }
 
     async fn pull(
@@ -189,18 +184,7 @@ impl Central for MysqlCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(
-            &self.pool,
-            &self.db,
-            self.mariadb,
-            node,
-            table,
-            None,
-            token,
-            limit,
-        )
-        .await
-        .map(|p| p.with_fingerprint(table))
+        self.pull_scoped(node, table, None, token, limit).await
     }
 
     async fn push_scoped(
@@ -210,9 +194,6 @@ impl Central for MysqlCentral {
         scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        if scope.is_none() {
-            return self.push(node, table, batch).await;
-        }
         edgesync_core::change::check_fingerprint(
             table,
             batch.fingerprint.as_deref(),
@@ -238,9 +219,6 @@ impl Central for MysqlCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        if scope.is_none() {
-            return self.pull(node, table, token, limit).await;
-        }
         pull::pull(
             &self.pool,
             &self.db,

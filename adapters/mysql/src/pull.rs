@@ -95,9 +95,16 @@ pub async fn pull(
     let mut conn = pool.get_conn().await.map_err(ctx(&doing))?;
     // sync.retention: a position the purge has passed is refused (a full
     // pass never is); where the node stands is recorded.
-    crate::retention::admit(&mut conn, db, node, &db.tbl_id(&table.central), tok.after, tok.full)
-        .await
-        .map_err(|e| e.context(&doing))?;
+    crate::retention::admit(
+        &mut conn,
+        db,
+        node,
+        &db.tbl_id(&table.central),
+        tok.after,
+        tok.full,
+    )
+    .await
+    .map_err(|e| e.context(&doing))?;
     let natives = schema::natives(&mut conn, db, mariadb, table)
         .await
         .map_err(|e| e.context(&doing))?;

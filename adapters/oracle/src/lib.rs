@@ -201,16 +201,7 @@ impl Central for OracleCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        edgesync_core::change::check_fingerprint(
-            table,
-            batch.fingerprint.as_deref(),
-            "push batch",
-        )?;
-        let (owner, unicode) = (self.pool.default_owner.clone(), self.pool.db_unicode);
-        let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
-        self.pool
-            .run(move |conn| push::push(conn, &owner, unicode, &node, &table, None, &batch))
-            .await
+        self.push_scoped(node, table, None, batch).await
     }
 
     async fn pull(
@@ -220,16 +211,7 @@ impl Central for OracleCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        let owner = self.pool.default_owner.clone();
-        let fingerprint = edgesync_core::change::schema_fingerprint(table);
-        let (node, table) = (node.to_string(), table.clone());
-        let token = token.map(str::to_string);
-        let mut page = self
-            .pool
-            .run(move |conn| pull::pull(conn, &owner, &node, &table, None, token.as_deref(), limit))
-            .await?;
-        page.fingerprint = Some(fingerprint);
-        Ok(page)
+        self.pull_scoped(node, table, None, token, limit).await
     }
 
     async fn push_scoped(
@@ -239,18 +221,18 @@ impl Central for OracleCentral {
         scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        let Some(scope) = scope.cloned() else {
-            return self.push(node, table, batch).await;
-        };
         edgesync_core::change::check_fingerprint(
             table,
             batch.fingerprint.as_deref(),
             "push batch",
         )?;
+        let scope = scope.cloned();
         let (owner, unicode) = (self.pool.default_owner.clone(), self.pool.db_unicode);
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
         self.pool
-            .run(move |conn| push::push(conn, &owner, unicode, &node, &table, Some(&scope), &batch))
+            .run(move |conn| {
+                push::push(conn, &owner, unicode, &node, &table, scope.as_ref(), &batch)
+            })
             .await
     }
 
@@ -262,9 +244,7 @@ impl Central for OracleCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        let Some(scope) = scope.cloned() else {
-            return self.pull(node, table, token, limit).await;
-        };
+        let scope = scope.cloned();
         let owner = self.pool.default_owner.clone();
         let (node, t) = (node.to_string(), table.clone());
         let token = token.map(str::to_string);
@@ -276,7 +256,7 @@ impl Central for OracleCentral {
                     &owner,
                     &node,
                     &t,
-                    Some(&scope),
+                    scope.as_ref(),
                     token.as_deref(),
                     limit,
                 )

@@ -139,12 +139,7 @@ impl Central for PgCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        edgesync_core::change::check_fingerprint(
-            table,
-            batch.fingerprint.as_deref(),
-            "push batch",
-        )?;
-        push::push(&self.pool, node, table, None, batch).await
+        self.push_scoped(node, table, None, batch).await
     }
 
     async fn pull(
@@ -154,9 +149,7 @@ impl Central for PgCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(&self.pool, node, table, None, token, limit)
-            .await
-            .map(|p| p.with_fingerprint(table))
+        self.pull_scoped(node, table, None, token, limit).await
     }
 
     async fn push_scoped(
@@ -166,9 +159,6 @@ impl Central for PgCentral {
         scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        if scope.is_none() {
-            return self.push(node, table, batch).await;
-        }
         edgesync_core::change::check_fingerprint(
             table,
             batch.fingerprint.as_deref(),
@@ -185,9 +175,6 @@ impl Central for PgCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        if scope.is_none() {
-            return self.pull(node, table, token, limit).await;
-        }
         pull::pull(&self.pool, node, table, scope, token, limit)
             .await
             .map(|p| p.with_fingerprint(table))
@@ -222,7 +209,9 @@ impl Central for PgCentral {
     }
 
     fn watch(&self, tables: &[TableMapping]) -> Option<Box<dyn edgesync_core::ChangeFeed>> {
-        Some(Box::new(listen::PgFeed::new(&self.pool, &self.addr, tables)))
+        Some(Box::new(listen::PgFeed::new(
+            &self.pool, &self.addr, tables,
+        )))
     }
 
     async fn estimate_rows(&self, table: &TableMapping) -> Result<Option<u64>> {

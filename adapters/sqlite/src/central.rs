@@ -134,14 +134,7 @@ impl Central for SqliteCentral {
         table: &TableMapping,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        edgesync_core::change::check_fingerprint(
-            table,
-            batch.fingerprint.as_deref(),
-            "push batch",
-        )?;
-        let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
-        self.run(move |c| push::push(c, &node, &table, None, &batch))
-            .await
+        self.push_scoped(node, table, None, batch).await
     }
 
     async fn pull(
@@ -151,13 +144,7 @@ impl Central for SqliteCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        let fingerprint = edgesync_core::change::schema_fingerprint(table);
-        let (node, table, token) = (node.to_string(), table.clone(), token.map(str::to_string));
-        let mut page = self
-            .run(move |c| pull::pull(c, &node, &table, None, token.as_deref(), limit))
-            .await?;
-        page.fingerprint = Some(fingerprint);
-        Ok(page)
+        self.pull_scoped(node, table, None, token, limit).await
     }
 
     async fn push_scoped(
@@ -167,16 +154,14 @@ impl Central for SqliteCentral {
         scope: Option<&Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
-        let Some(scope) = scope.cloned() else {
-            return self.push(node, table, batch).await;
-        };
         edgesync_core::change::check_fingerprint(
             table,
             batch.fingerprint.as_deref(),
             "push batch",
         )?;
+        let scope = scope.cloned();
         let (node, table, batch) = (node.to_string(), table.clone(), batch.clone());
-        self.run(move |c| push::push(c, &node, &table, Some(&scope), &batch))
+        self.run(move |c| push::push(c, &node, &table, scope.as_ref(), &batch))
             .await
     }
 
@@ -188,12 +173,10 @@ impl Central for SqliteCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        let Some(scope) = scope.cloned() else {
-            return self.pull(node, table, token, limit).await;
-        };
+        let scope = scope.cloned();
         let (node, t, token) = (node.to_string(), table.clone(), token.map(str::to_string));
         let page = self
-            .run(move |c| pull::pull(c, &node, &t, Some(&scope), token.as_deref(), limit))
+            .run(move |c| pull::pull(c, &node, &t, scope.as_ref(), token.as_deref(), limit))
             .await?;
         Ok(page.with_fingerprint(table))
     }
