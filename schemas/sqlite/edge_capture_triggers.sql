@@ -29,7 +29,10 @@ END;
 ;;
 -- After an INSERT: tick, stamp the row with the new sequence and clock, give
 -- it the stashed base, and drop any pending tombstone for its key (the
--- re-insert supersedes the delete).
+-- re-insert supersedes the delete). The stamp sets only es_ver, es_hlc and
+-- es_cver, which the update trigger below does not watch, so it runs no
+-- second trigger program. A row inserted already marked deleted is revived
+-- by the last statement, which the update trigger captures like any update.
 CREATE TRIGGER {{trg_insert}} AFTER INSERT ON {{table}}
 WHEN (SELECT applying FROM es_ctl) = 0
 BEGIN
@@ -37,23 +40,20 @@ BEGIN
      SET seq = seq + 1,
          hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
   UPDATE {{table}}
-     SET es_ver = (SELECT seq FROM es_ctl),
-         es_hlc = (SELECT hlc FROM es_ctl),
-         es_deleted = 0,
-         es_cver = (SELECT stash FROM es_ctl)
+     SET (es_ver, es_hlc, es_cver) = (SELECT seq, hlc, stash FROM es_ctl)
    WHERE {{new_key_match}};
   DELETE FROM es_tombstones WHERE tbl = {{tbl}} AND key = {{new_key_json}};
+  UPDATE {{table}} SET es_deleted = 0 WHERE {{new_key_match}} AND NEW.es_deleted IS NOT 0;
 END;
 ;;
--- After an UPDATE by the application. The stamping UPDATE below changes
--- es_ver, so "NEW.es_ver IS OLD.es_ver" keeps this trigger from firing on it.
+-- After an UPDATE by the application that keeps the key. It watches every
+-- column but edgesync's stamps (es_ver, es_hlc, es_cver), so the stamping
+-- UPDATEs of these triggers do not run it at all; "NEW.es_ver IS OLD.es_ver"
+-- also keeps it silent should a write set es_ver along with other columns.
 -- The first local change of a clean row keeps the row as it was synced in
 -- es_base (the conflict base); later changes keep that first base.
--- When the key changed, the old key gets a tombstone (with its own sequence,
--- before the row's) so the central deletes it; the row under its new key takes
--- the base of a pending tombstone for that key, if any, else none.
-CREATE TRIGGER {{trg_update}} AFTER UPDATE ON {{table}}
-WHEN (SELECT applying FROM es_ctl) = 0 AND NEW.es_ver IS OLD.es_ver
+CREATE TRIGGER {{trg_update}} AFTER UPDATE OF {{update_columns}} ON {{table}}
+WHEN (SELECT applying FROM es_ctl) = 0 AND NEW.es_ver IS OLD.es_ver AND {{key_unchanged}}
 BEGIN
   INSERT OR IGNORE INTO es_base (tbl, key, cver, row)
   SELECT {{tbl}}, {{old_key_json}}, OLD.es_cver, {{old_row_json}}
@@ -61,21 +61,36 @@ BEGIN
      AND OLD.es_ver <= COALESCE((SELECT s.push_wm FROM es_state AS s WHERE s.tbl = {{tbl}}), 0);
   UPDATE es_ctl
      SET seq = seq + 1,
-         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1)
-   WHERE NOT ({{key_unchanged}});
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
+  UPDATE {{table}}
+     SET (es_ver, es_hlc) = (SELECT seq, hlc FROM es_ctl)
+   WHERE {{new_key_match}};
+END;
+;;
+-- After an UPDATE by the application that changes the key (a trigger of its
+-- own, on the key columns only, so the common update does not carry this
+-- program): the old key gets a tombstone (with its own sequence, before the
+-- row's) so the central deletes it; the row under its new key takes the base
+-- of a pending tombstone for that key, if any, else none.
+CREATE TRIGGER {{trg_update_key}} AFTER UPDATE OF {{key_columns}} ON {{table}}
+WHEN (SELECT applying FROM es_ctl) = 0 AND NEW.es_ver IS OLD.es_ver AND NOT ({{key_unchanged}})
+BEGIN
+  INSERT OR IGNORE INTO es_base (tbl, key, cver, row)
+  SELECT {{tbl}}, {{old_key_json}}, OLD.es_cver, {{old_row_json}}
+   WHERE OLD.es_cver IS NOT NULL
+     AND OLD.es_ver <= COALESCE((SELECT s.push_wm FROM es_state AS s WHERE s.tbl = {{tbl}}), 0);
+  UPDATE es_ctl
+     SET seq = seq + 1,
+         hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
   INSERT OR REPLACE INTO es_tombstones (tbl, key, es_ver, es_hlc, es_cver)
-  SELECT {{tbl}}, {{old_key_json}}, seq, hlc, OLD.es_cver FROM es_ctl
-   WHERE NOT ({{key_unchanged}});
+  SELECT {{tbl}}, {{old_key_json}}, seq, hlc, OLD.es_cver FROM es_ctl;
   UPDATE es_ctl
      SET seq = seq + 1,
          hlc = MAX(((CAST(unixepoch('subsec') * 1000 AS INTEGER) + clock_skew_ms) << 16), hlc + 1);
   UPDATE {{table}}
-     SET es_ver = (SELECT seq FROM es_ctl),
-         es_hlc = (SELECT hlc FROM es_ctl),
-         es_cver = CASE WHEN {{key_unchanged}} THEN es_cver
-                        ELSE (SELECT t.es_cver FROM es_tombstones AS t
-                               WHERE t.tbl = {{tbl}} AND t.key = {{new_key_json}}) END
+     SET (es_ver, es_hlc) = (SELECT seq, hlc FROM es_ctl),
+         es_cver = (SELECT t.es_cver FROM es_tombstones AS t
+                     WHERE t.tbl = {{tbl}} AND t.key = {{new_key_json}})
    WHERE {{new_key_match}};
-  DELETE FROM es_tombstones
-   WHERE tbl = {{tbl}} AND key = {{new_key_json}} AND NOT ({{key_unchanged}});
+  DELETE FROM es_tombstones WHERE tbl = {{tbl}} AND key = {{new_key_json}};
 END;

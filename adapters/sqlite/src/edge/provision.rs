@@ -193,6 +193,21 @@ fn plan_table(conn: &Connection, m: &TableMapping, out: &mut Vec<Statement>) -> 
         })
         .collect();
     let ddl = ddl.with("old_row_json", sql::row_json("OLD.", &cols));
+    // The update trigger watches every column but edgesync's stamps, so the
+    // triggers' own stamping UPDATEs do not run it (see the template).
+    let mut watched: Vec<&str> = present.iter().map(String::as_str).collect();
+    watched.extend(m.columns.iter().map(|c| c.edge.as_str()));
+    watched.push(names::COL_DELETED);
+    let mut update_columns: Vec<&str> = Vec::new();
+    for c in watched {
+        let stamp = [names::COL_VER, names::COL_HLC, names::COL_CVER]
+            .iter()
+            .any(|s| c.eq_ignore_ascii_case(s));
+        if !stamp && !update_columns.iter().any(|u| u.eq_ignore_ascii_case(c)) {
+            update_columns.push(c);
+        }
+    }
+    let ddl = ddl.with("update_columns", sql::column_list("", update_columns));
     let mut desired = Vec::new();
     if m.direction == Direction::Pull {
         desired.extend(ddl.render(tpl::EDGE_READONLY_TRIGGERS)?);

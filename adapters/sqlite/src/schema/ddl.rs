@@ -94,6 +94,7 @@ impl TableDdl {
             ("trg_stash", name("bi")),
             ("trg_insert", name("ai")),
             ("trg_update", name("au")),
+            ("trg_update_key", name("auk")),
             ("trg_delete", name("del")),
             ("trg_ro_insert", name("ri")),
             ("trg_ro_update", name("ru")),
