@@ -224,7 +224,11 @@ pub trait Central: Send + Sync {
     ///   for longer than that.
     ///
     /// The conflict log has its own retention ([`Central::purge_conflicts`]).
-    async fn purge(&self, tables: &[TableMapping], older_than: std::time::Duration) -> Result<Purged> {
+    async fn purge(
+        &self,
+        tables: &[TableMapping],
+        older_than: std::time::Duration,
+    ) -> Result<Purged> {
         let _ = (tables, older_than);
         Err(Error::new(
             crate::error::ErrorKind::Config,

@@ -9,8 +9,8 @@ use edgesync_core::{ConflictPolicy, QualifiedName};
 
 use super::{
     secret, CentralConfig, Config, ConfigError, EdgeConfig, JwtConfig, LogConfig, MetricsConfig,
-    Problem, ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_BODY_BYTES,
-    MAX_CLOCK_WINDOW, MAX_JWT_LEEWAY, MAX_ROWS,
+    Problem, ServeConfig, SyncConfig, TableConfig, KNOWN_SCHEMES, MAX_BODY_BYTES, MAX_CLOCK_WINDOW,
+    MAX_JWT_LEEWAY, MAX_ROWS,
 };
 
 /// Longest node id.
@@ -595,7 +595,10 @@ fn check_jwt(j: &JwtConfig, v: &mut Vec<Problem>) {
         if value.trim().is_empty() {
             v.push(Problem::new(
                 format!("serve.jwt.{key}"),
-                format!("empty; the hub accepts only tokens whose `{}` claim is this value", &key[..3]),
+                format!(
+                    "empty; the hub accepts only tokens whose `{}` claim is this value",
+                    &key[..3]
+                ),
             ));
         }
     }
@@ -605,7 +608,10 @@ fn check_jwt(j: &JwtConfig, v: &mut Vec<Problem>) {
             "set either hs256_secret_env or hs256_secret_file, not both",
         ));
     }
-    if j.hs256_secret_env.as_deref().is_some_and(|e| e.trim().is_empty()) {
+    if j.hs256_secret_env
+        .as_deref()
+        .is_some_and(|e| e.trim().is_empty())
+    {
         v.push(Problem::new(
             "serve.jwt.hs256_secret_env",
             "empty; name the environment variable holding the HS256 secret",

@@ -150,7 +150,11 @@ pub fn render(report: &Report) -> String {
                     .as_ref()
                     .map(|at| format!(", last at {at}"))
                     .unwrap_or_default(),
-                if t.resnapshotting { "; one under way" } else { "" }
+                if t.resnapshotting {
+                    "; one under way"
+                } else {
+                    ""
+                }
             );
         }
     }

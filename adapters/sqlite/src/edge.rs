@@ -249,7 +249,11 @@ impl EdgeDb {
     /// transaction (foreign keys checked once, at its commit); all or none.
     pub async fn apply_pulls(&self, pages: &[(TableMapping, PullPage)]) -> Result<Vec<ApplyStats>> {
         for (table, page) in pages {
-            edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
+            edgesync_core::change::check_fingerprint(
+                table,
+                page.fingerprint.as_deref(),
+                "pull page",
+            )?;
         }
         let pages = pages.to_vec();
         self.run(move |c| {
@@ -283,7 +287,11 @@ impl EdgeDb {
     /// Apply one page of a re-snapshot pass with its token; the page that
     /// ends the pass removes the rows the central no longer has (local
     /// writes still pending and quarantined rows stay).
-    pub async fn apply_resnapshot(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
+    pub async fn apply_resnapshot(
+        &self,
+        table: &TableMapping,
+        page: &PullPage,
+    ) -> Result<ApplyStats> {
         let (m, page) = (table.clone(), page.clone());
         self.run(move |c| resnapshot::apply(c, &m, &page)).await
     }

@@ -57,7 +57,11 @@ pub(super) fn apply_pulls(
 
 /// One page and its token, inside the caller's apply transaction; what it
 /// did and the highest HLC it saw.
-pub(super) fn apply_page(tx: &Connection, m: &TableMapping, page: &PullPage) -> Result<(ApplyStats, i64)> {
+pub(super) fn apply_page(
+    tx: &Connection,
+    m: &TableMapping,
+    page: &PullPage,
+) -> Result<(ApplyStats, i64)> {
     let t = EdgeTable::new(m);
     let wm = push_wm(tx, &m.edge)?;
     // A row this page overwrites is clean: it has no conflict base left to
