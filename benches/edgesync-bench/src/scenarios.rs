@@ -678,9 +678,10 @@ async fn latency(
     if env.backend != Backend::Postgres || args.pull_latency_samples == 0 {
         return Ok(());
     }
-    // Central -> edge: the daemon pulls every `interval` (no change
-    // notification from the central), so this is interval-bound; measured
-    // with the shortest sensible interval.
+    // Central -> edge: on PostgreSQL the daemon's pull is woken by
+    // LISTEN/NOTIFY at the central's commit; `interval = 1s` is only the
+    // fallback poll, so a figure near it would mean the notification path
+    // is not working.
     let config = env.dir.join("sync-1s.toml");
     write_config(&config, &env.db.url, "edge1", &env.edge, "items", "1s")?;
     let mut daemon = Daemon::start(bin, &config, &env.dir.join("run-1s.log"))?;
@@ -724,7 +725,7 @@ async fn latency(
     );
     out.push(Row {
         backend: name,
-        scenario: "latency: central commit -> visible at edge (interval-bound, interval = 1 s)"
+        scenario: "latency: central commit -> visible at edge (LISTEN/NOTIFY; interval = 1 s)"
             .into(),
         rows: format!("{} commits", samples.len()),
         value: format!("p50 {} / p99 {}", ms(p50), ms(p99)),
