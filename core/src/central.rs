@@ -110,19 +110,29 @@ pub trait Central: Send + Sync {
     /// Run provisioning statements (see the contract above).
     async fn execute(&self, statements: &[Statement]) -> Result<()>;
 
-    /// Apply one push batch from `node` (see the contract above).
-    async fn push(&self, node: &str, table: &TableMapping, batch: &PushBatch)
-        -> Result<PushResult>;
+    /// Apply one push batch from `node` (see the contract above): the
+    /// scoped form with every row in scope.
+    async fn push(
+        &self,
+        node: &str,
+        table: &TableMapping,
+        batch: &PushBatch,
+    ) -> Result<PushResult> {
+        self.push_scoped(node, table, None, batch).await
+    }
 
     /// Read one page of changes for `node`, continuing from `token` (`None`
-    /// starts a full pass: the initial load).
+    /// starts a full pass: the initial load): the scoped form with every
+    /// row in scope.
     async fn pull(
         &self,
         node: &str,
         table: &TableMapping,
         token: Option<&str>,
         limit: usize,
-    ) -> Result<PullPage>;
+    ) -> Result<PullPage> {
+        self.pull_scoped(node, table, None, token, limit).await
+    }
 
     /// [`Central::push`] for a node whose view of the table is limited by
     /// the table's `filter` (`scope`; `None`: every row). Inside the push
@@ -133,20 +143,15 @@ pub trait Central: Send + Sync {
     /// the batch is applied as usual. No answer hands the node a row outside
     /// its scope ([`crate::filter::Scope::restrict`]).
     ///
-    /// The default refuses a scope: a backend that cannot enforce one must
-    /// not silently apply every row.
+    /// A backend that cannot enforce a scope must refuse one
+    /// ([`filters_unsupported`]), never silently apply every row.
     async fn push_scoped(
         &self,
         node: &str,
         table: &TableMapping,
         scope: Option<&crate::filter::Scope>,
         batch: &PushBatch,
-    ) -> Result<PushResult> {
-        match scope {
-            None => self.push(node, table, batch).await,
-            Some(_) => Err(filters_unsupported(self.backend(), table)),
-        }
-    }
+    ) -> Result<PushResult>;
 
     /// [`Central::pull`] for a node whose view of the table is limited by
     /// `scope`. The central evaluates the filter in SQL with its values
@@ -156,7 +161,8 @@ pub trait Central: Send + Sync {
     /// updated into the scope arrives as a plain upsert (move-in). The
     /// initial load may leave out-of-scope rows out altogether.
     ///
-    /// The default refuses a scope (see [`Central::push_scoped`]).
+    /// A backend that cannot enforce a scope must refuse one (see
+    /// [`Central::push_scoped`]).
     async fn pull_scoped(
         &self,
         node: &str,
@@ -164,12 +170,7 @@ pub trait Central: Send + Sync {
         scope: Option<&crate::filter::Scope>,
         token: Option<&str>,
         limit: usize,
-    ) -> Result<PullPage> {
-        match scope {
-            None => self.pull(node, table, token, limit).await,
-            Some(_) => Err(filters_unsupported(self.backend(), table)),
-        }
-    }
+    ) -> Result<PullPage>;
 
     /// The conflict log, newest first; open (manual) ones only unless `all`.
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>>;

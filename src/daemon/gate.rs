@@ -134,29 +134,34 @@ impl Central for Gate {
         self.inner.execute(statements).await
     }
 
-    async fn push(
+    async fn push_scoped(
         &self,
         node: &str,
         table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
         self.check_open()?;
         let started = Instant::now();
-        let result = self.inner.push(node, table, batch).await;
+        let result = self.inner.push_scoped(node, table, scope, batch).await;
         self.observe(node, &table.edge, "push", started, &result);
         result
     }
 
-    async fn pull(
+    async fn pull_scoped(
         &self,
         node: &str,
         table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
         self.check_open()?;
         let started = Instant::now();
-        let result = self.inner.pull(node, table, token, limit).await;
+        let result = self
+            .inner
+            .pull_scoped(node, table, scope, token, limit)
+            .await;
         self.observe(node, &table.edge, "pull", started, &result);
         result
     }

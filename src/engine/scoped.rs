@@ -109,29 +109,6 @@ impl Central for Scoped {
         self.inner.execute(statements).await
     }
 
-    async fn push(
-        &self,
-        node: &str,
-        table: &TableMapping,
-        batch: &PushBatch,
-    ) -> edgesync_core::Result<PushResult> {
-        let scope = self.scope(node, table);
-        self.inner.push_scoped(node, table, scope, batch).await
-    }
-
-    async fn pull(
-        &self,
-        node: &str,
-        table: &TableMapping,
-        token: Option<&str>,
-        limit: usize,
-    ) -> edgesync_core::Result<PullPage> {
-        let scope = self.scope(node, table);
-        self.inner
-            .pull_scoped(node, table, scope, token, limit)
-            .await
-    }
-
     async fn push_scoped(
         &self,
         node: &str,

@@ -357,12 +357,21 @@ impl Central for HubCentral {
         }
     }
 
-    async fn push(
+    /// The hub binds a node's scope from its credential; an edge cannot
+    /// ask for one of its own.
+    async fn push_scoped(
         &self,
         node: &str,
         table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
         batch: &PushBatch,
     ) -> Result<PushResult> {
+        if scope.is_some() {
+            return Err(edgesync_core::central::filters_unsupported(
+                self.backend(),
+                table,
+            ));
+        }
         let token = self.token_for(node).await?;
         let body = PushBody {
             node,
@@ -373,13 +382,21 @@ impl Central for HubCentral {
         self.request(&token, p::PUSH, &body).await
     }
 
-    async fn pull(
+    /// See [`HubCentral::push_scoped`].
+    async fn pull_scoped(
         &self,
         node: &str,
         table: &TableMapping,
+        scope: Option<&edgesync_core::filter::Scope>,
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
+        if scope.is_some() {
+            return Err(edgesync_core::central::filters_unsupported(
+                self.backend(),
+                table,
+            ));
+        }
         let credential = self.token_for(node).await?;
         let body = p::PullRequest {
             node: node.to_string(),

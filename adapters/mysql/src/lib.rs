@@ -168,25 +168,6 @@ impl Central for MysqlCentral {
         provision::execute(&self.pool, statements).await
     }
 
-    async fn push(
-        &self,
-        node: &str,
-        table: &TableMapping,
-        batch: &PushBatch,
-    ) -> Result<PushResult> {
-        self.push_scoped(node, table, None, batch).await
-    }
-
-    async fn pull(
-        &self,
-        node: &str,
-        table: &TableMapping,
-        token: Option<&str>,
-        limit: usize,
-    ) -> Result<PullPage> {
-        self.pull_scoped(node, table, None, token, limit).await
-    }
-
     async fn push_scoped(
         &self,
         node: &str,
