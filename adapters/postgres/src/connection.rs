@@ -83,9 +83,21 @@ pub async fn connect(url: &str, password: Option<&str>) -> Result<Connected> {
             version % 10_000 / 100
         )));
     }
+    // Every new connection of the pool gets TCP_NODELAY (see `nodelay`);
+    // not for a Unix socket, which has no Nagle.
+    let port = opts.get_port();
+    let tcp = opts.get_socket().is_none() && !opts.get_host().starts_with('/');
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |_conn, _meta| {
+            Box::pin(async move {
+                if tcp {
+                    crate::nodelay::apply(port);
+                }
+                Ok(())
+            })
+        })
         .connect_lazy_with(opts);
     Ok(Connected { pool, addr })
 }

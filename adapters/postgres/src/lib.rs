@@ -57,6 +57,7 @@ mod estimate;
 mod hub;
 mod listen;
 mod meta;
+mod nodelay;
 mod notify;
 mod provision;
 mod pull;

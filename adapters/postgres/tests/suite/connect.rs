@@ -77,3 +77,37 @@ async fn ping_and_backend() {
     db.central.ping().await.expect("ping");
     assert_eq!(db.central.backend(), "postgres");
 }
+
+/// The pool's connections go out with TCP_NODELAY (`src/nodelay.rs`): the
+/// socket whose local port the server reports for a pool connection has it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn pool_connections_have_tcp_nodelay() {
+    use rustix::net::sockopt;
+    use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
+
+    let db = TestDb::new().await;
+    let port: i32 = db.scalar("SELECT inet_client_port()").await;
+    let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd_open");
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let Some(fd) = entry
+            .expect("entry")
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let local = rustix::net::getsockname(&dup)
+            .ok()
+            .and_then(|a| std::net::SocketAddr::try_from(a).ok());
+        if local.is_some_and(|a| i32::from(a.port()) == port) {
+            found = Some(sockopt::tcp_nodelay(&dup).expect("TCP_NODELAY"));
+        }
+    }
+    assert_eq!(found, Some(true), "socket with local port {port}");
+}
