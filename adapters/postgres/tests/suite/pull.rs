@@ -414,3 +414,57 @@ async fn a_mid_pass_token_of_an_older_edgesync_restarts_the_rows_of_its_pass() {
     let (again, _) = pull_pass(&db.central, "e", &m, Some(tok.to_string()), 10).await;
     assert_eq!(ids(&again), expected);
 }
+
+#[tokio::test]
+async fn a_scoped_incremental_pass_over_several_pages_moves_rows_out_and_in() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let scope = edgesync_core::filter::Scope::new("name = 'in'", &m, None, &Default::default())
+        .expect("scope");
+    db.exec(
+        "INSERT INTO items (id, name, qty, price)
+         SELECT i, CASE WHEN i >= 10 THEN 'in' ELSE 'out' END, i, 1 FROM generate_series(1, 30) i",
+    )
+    .await;
+    let pass = |token: Option<String>| {
+        let (db, m, scope) = (&db, &m, &scope);
+        async move {
+            let mut token = token;
+            let mut all = Vec::new();
+            loop {
+                let page = db
+                    .central
+                    .pull_scoped("e", m, Some(scope), token.as_deref(), 4)
+                    .await
+                    .expect("pull");
+                all.extend(page.changes);
+                token = Some(page.token);
+                if page.done {
+                    return (all, token.unwrap());
+                }
+            }
+        }
+    };
+    let (all, t0) = pass(None).await;
+    assert_eq!(ids(&all), (10..=30).collect::<Vec<_>>());
+
+    // Out of scope, into scope, and changed within it, in three
+    // transactions whose keys run against their order.
+    db.exec("UPDATE items SET qty = qty + 1 WHERE id BETWEEN 25 AND 30")
+        .await;
+    db.exec("UPDATE items SET name = 'out' WHERE id BETWEEN 12 AND 15")
+        .await;
+    db.exec("UPDATE items SET name = 'in' WHERE id BETWEEN 1 AND 5")
+        .await;
+    let (changes, t1) = pass(Some(t0)).await;
+    let mut expected: Vec<i64> = (25..=30).collect();
+    expected.extend(12..=15);
+    expected.extend(1..=5);
+    assert_eq!(ids(&changes), expected);
+    for c in &changes {
+        let id = ids(std::slice::from_ref(c))[0];
+        assert_eq!(c.is_move_out(), (12..=15).contains(&id), "{c:?}");
+    }
+    let (next, _) = pass(Some(t1)).await;
+    assert!(next.is_empty(), "{next:?}");
+}
