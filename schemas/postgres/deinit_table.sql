@@ -15,7 +15,10 @@ DROP FUNCTION IF EXISTS {{before_fn}}();
 -- step: after_fn | drop the tombstone trigger function
 DROP FUNCTION IF EXISTS {{after_fn}}();
 ;;
--- step: txid_index | drop the es_txid index
+-- step: pull_index | drop the (es_txid, key) index used by pulls
+DROP INDEX IF EXISTS {{schema}}.{{pull_index}};
+;;
+-- step: txid_index | drop the es_txid-only index an older edgesync made
 DROP INDEX IF EXISTS {{schema}}.{{txid_index}};
 ;;
 -- step: columns | drop the edgesync metadata columns of {{table_name}}

@@ -25,8 +25,17 @@ ALTER TABLE {{table}}
     ADD COLUMN IF NOT EXISTS es_origin  text,
     ADD COLUMN IF NOT EXISTS es_oseq    bigint;
 ;;
--- step: txid_index | index for pulling the rows of {{table_name}} written after a snapshot
-CREATE INDEX IF NOT EXISTS {{txid_index}} ON {{table}} (es_txid);
+-- step: pull_index | index for pulling the rows of {{table_name}} written after a snapshot, in (transaction, key) order
+-- An incremental pull pages through the changed rows in this order, so each
+-- page is one range scan of this index that stops after the page's rows. The
+-- build blocks writes to {{table_name}} while it runs; on a large table a DBA
+-- may build it beforehand without blocking writes, under the same name:
+-- CREATE INDEX CONCURRENTLY {{pull_index}} ON {{table}} (es_txid, {{key_columns}});
+-- and init-sync then leaves it as it is.
+CREATE INDEX IF NOT EXISTS {{pull_index}} ON {{table}} (es_txid, {{key_columns}});
+;;
+-- step: txid_index_old | drop the es_txid-only index an older edgesync put on {{table_name}} (the index above replaces it)
+DROP INDEX IF EXISTS {{schema}}.{{txid_index}};
 ;;
 -- step: before_fn | trigger function stamping writes to {{table_name}} (and soft deletes)
 -- Every insert and update gets a new version and the writing transaction id.

@@ -33,6 +33,14 @@ const TRIGGERS: [(&str, &str); 2] = [
 /// (made by an older edgesync, which had none) is dropped and re-created.
 const TRIGGER_GUARD: &str = "pg_trigger_depth()";
 
+/// The kind (`es_<kind>_<schema>_<table>`) of the `(es_txid, <key>)` index
+/// pulls page through (`pull.rs`).
+const PULL_INDEX: &str = "pull";
+
+/// The kind of the `(es_txid)`-only index an older edgesync made; the pull
+/// index replaces it (its leading column serves every query the old one did).
+const OLD_TXID_INDEX: &str = "txid";
+
 /// The conflict-log columns added after the first release (the
 /// `conflicts_columns` step adds them to an older log).
 const CONFLICT_COLUMNS: [&str; 3] = ["base_json", "resolved_at", "kept"];
@@ -109,7 +117,9 @@ fn table_vars(table: &TableMapping, natives: &[String]) -> Vec<(&'static str, St
             "after_fn",
             sql::qualified(sql::schema_of(q), &sql::object_name("after", q)),
         ),
-        ("txid_index", ident(&sql::object_name("txid", q))),
+        ("pull_index", ident(&sql::object_name(PULL_INDEX, q))),
+        ("txid_index", ident(&sql::object_name(OLD_TXID_INDEX, q))),
+        ("key_columns", key_plain.join(", ")),
         ("key_match_old", key_match_old),
         ("key_json_old", sql::key_json(table, natives, "OLD")),
         ("key_json_new", sql::key_json(table, natives, "NEW")),
@@ -218,8 +228,13 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
         for step in steps(INIT_TABLE, &as_refs(&vars))? {
             let missing = match step.id.as_str() {
                 "columns" => META_COLUMNS.iter().any(|c| !types.contains_key(*c)),
-                "txid_index" => {
-                    !relation_exists(&mut conn, schema, &sql::object_name("txid", q)).await?
+                "pull_index" => {
+                    !relation_exists(&mut conn, schema, &sql::object_name(PULL_INDEX, q)).await?
+                }
+                // Dropped once the pull index exists (both are in one
+                // transaction, so the table is never without either).
+                "txid_index_old" => {
+                    relation_exists(&mut conn, schema, &sql::object_name(OLD_TXID_INDEX, q)).await?
                 }
                 "before_fn" | "after_fn" => {
                     let kind = step.id.trim_end_matches("_fn");
@@ -277,8 +292,11 @@ pub async fn plan_deinit(
         for step in steps(DEINIT_TABLE, &as_refs(&vars))? {
             let present = match step.id.as_str() {
                 "columns" => META_COLUMNS.iter().any(|c| types.contains_key(*c)),
+                "pull_index" => {
+                    relation_exists(&mut conn, schema, &sql::object_name(PULL_INDEX, q)).await?
+                }
                 "txid_index" => {
-                    relation_exists(&mut conn, schema, &sql::object_name("txid", q)).await?
+                    relation_exists(&mut conn, schema, &sql::object_name(OLD_TXID_INDEX, q)).await?
                 }
                 "before_fn" | "after_fn" => {
                     let kind = step.id.trim_end_matches("_fn");

@@ -4,16 +4,48 @@
 //! committed in another: a "highest version seen" watermark would skip a
 //! transaction that took its version early and committed late. Instead every
 //! write records its transaction id (`es_txid`), and a pass remembers the
-//! snapshot (`txid_current_snapshot()`) of its first page. The next pass
-//! selects exactly what that snapshot did not see — rows whose `es_txid` is
-//! not visible in it — whenever those transactions committed.
+//! snapshot (`txid_current_snapshot()`) of its first page, its target. The
+//! next pass selects exactly what that snapshot did not see — rows whose
+//! `es_txid` is not visible in it — whenever those transactions committed.
 //!
-//! A pass pages through the rows in key order (a key cursor, so an
-//! interrupted initial load resumes where it stopped), then through the
-//! tombstones. Each page runs in its own `REPEATABLE READ READ ONLY`
-//! transaction; a later page may also deliver changes newer than the pass's
-//! target snapshot, which the next pass repeats (the edge skips versions it
-//! already has).
+//! A pass pages through the rows, then through the tombstones. Each page
+//! runs in its own `REPEATABLE READ READ ONLY` transaction; a later page may
+//! also deliver changes newer than the pass's target snapshot, which the next
+//! pass repeats (the edge skips versions it already has).
+//!
+//! The rows are paged after a cursor, in one of two orders:
+//!
+//! - A full pass (the initial load, no previous snapshot) goes in key order,
+//!   so an interrupted load resumes where it stopped and the edge gets its
+//!   rows in the order of its own key.
+//! - An incremental pass goes in `(es_txid, key)` order, the order of the
+//!   pull index (`schemas/postgres/init_table.sql`): a page is one range scan
+//!   of that index from the cursor, which stops after the page's rows, so a
+//!   pass over `n` changed rows reads each of them once (in key order the
+//!   changed rows had to be found among the unchanged ones, or all read and
+//!   sorted again for every page).
+//!
+//! Why the `(es_txid, key)` cursor loses nothing although a row's `es_txid`
+//! changes whenever it is written, possibly to a value behind the cursor:
+//! let `T` be the pass's target snapshot, taken at its first page. A row the
+//! pass must deliver is one whose version in `T` was written by a
+//! transaction `x` visible in `T` but not in the previous pass's snapshot
+//! `wm`. Until something rewrites it, the row stays at `(x, key)` and the
+//! cursor, which only moves forward through that order, reaches it. If
+//! another transaction `y` rewrites it during the pass, `y`'s write is not
+//! in `T` (the row's version in `T` is `x`'s), so `y` is not visible in `T`:
+//! the row now sits at `(y, key)`, which this pass delivers if the cursor
+//! has not passed it yet, and which the next pass — whose filter is exactly
+//! "`es_txid` not visible in `T`" — delivers otherwise, at its newer
+//! version. A row the pass reads is therefore either delivered now or
+//! carried by a transaction the next pass selects; the same holds for a row
+//! first written during the pass and for a delete (its tombstone carries
+//! the deleting transaction). The row filters change nothing here: an
+//! incremental pass reads every changed row and flags the ones out of the
+//! node's scope as move-outs.
+//!
+//! The tombstones are paged in key order after a key cursor in both kinds of
+//! pass.
 
 use edgesync_core::filter::Scope;
 use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
@@ -36,8 +68,35 @@ struct Token {
     target: Option<String>,
     /// Rows first, then tombstones.
     phase: Phase,
-    /// Key cursor (key text values) of the last change delivered in `phase`.
+    /// Key cursor (key text values) of the last change delivered in `phase`,
+    /// in key order: the rows of a full pass, the tombstones of any pass.
     after: Option<Vec<String>>,
+    /// Cursor of the last row delivered by an incremental pass (the rows
+    /// phase with `wm` set), in `(es_txid, key)` order.
+    ///
+    /// A field of its own rather than an `es_txid` next to `after`: an older
+    /// edgesync, which pages incremental rows in key order after `after`,
+    /// ignores it, sees no cursor and starts the rows phase again, where it
+    /// would take a key here as a key-order cursor and skip the rows with
+    /// smaller keys not yet delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<TxCursor>,
+}
+
+/// A position in `(es_txid, key)` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TxCursor {
+    txid: i64,
+    /// Key text values, as in [`Token::after`].
+    key: Vec<String>,
+}
+
+/// Where the rows phase resumes: after a key (a full pass), or after an
+/// `(es_txid, key)` position (an incremental pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cursor {
+    Key(Vec<String>),
+    Tx(TxCursor),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,17 +114,44 @@ impl Token {
                 target: None,
                 phase: Phase::Rows,
                 after: None,
+                since: None,
             }),
-            Some(t) => serde_json::from_str(t).map_err(|e| {
-                Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "the stored pull token of {} is not a PostgreSQL pull token ({e}); \
-                         was the central database changed? re-run init-sync on the edge",
-                        table.central
-                    ),
-                )
-            }),
+            Some(t) => {
+                let tok: Token = serde_json::from_str(t).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "the stored pull token of {} is not a PostgreSQL pull token ({e}); \
+                             was the central database changed? re-run init-sync on the edge",
+                            table.central
+                        ),
+                    )
+                })?;
+                Ok(tok.upgraded())
+            }
+        }
+    }
+
+    /// The token with any cursor that does not fit its pass dropped. An
+    /// older edgesync paged an incremental pass's rows in key order: its
+    /// key cursor in the middle of such a pass means nothing in `(es_txid,
+    /// key)` order, so that pass's rows phase starts again from the
+    /// beginning (same target: the rows it delivered again, the edge skips
+    /// as versions it has).
+    fn upgraded(mut self) -> Token {
+        if self.phase == Phase::Rows && self.wm.is_some() {
+            self.after = None;
+        } else {
+            self.since = None;
+        }
+        self
+    }
+
+    /// Where the rows phase resumes, in the order of this kind of pass.
+    fn rows_cursor(&self) -> Option<Cursor> {
+        match self.wm {
+            None => self.after.clone().map(Cursor::Key),
+            Some(_) => self.since.clone().map(Cursor::Tx),
         }
     }
 
@@ -128,16 +214,14 @@ async fn read_page(
         scope,
     };
     let mut changes = Vec::new();
-    let mut phase = tok.phase;
     let mut after = tok.after.clone();
-    if phase == Phase::Rows {
-        let (rows, last) = page.rows(conn, after.as_deref(), limit).await?;
+    if tok.phase == Phase::Rows {
+        let (rows, last) = page.rows(conn, tok.rows_cursor(), limit).await?;
         let full = rows.len() == limit;
         changes = rows;
         if full {
             return page.more(changes, target, Phase::Rows, last);
         }
-        phase = Phase::Tombs;
         after = None;
     }
     let remaining = limit - changes.len();
@@ -145,13 +229,14 @@ async fn read_page(
     let full = tombs.len() == remaining;
     changes.extend(tombs);
     if full {
-        return page.more(changes, target, phase, last);
+        return page.more(changes, target, Phase::Tombs, last.map(Cursor::Key));
     }
     let token = Token {
         wm: Some(target),
         target: None,
         phase: Phase::Rows,
         after: None,
+        since: None,
     };
     Ok(PullPage {
         changes,
@@ -177,13 +262,19 @@ impl Page<'_> {
         changes: Vec<Change>,
         target: String,
         phase: Phase,
-        after: Option<Vec<String>>,
+        last: Option<Cursor>,
     ) -> Result<PullPage> {
+        let (after, since) = match last {
+            Some(Cursor::Key(k)) => (Some(k), None),
+            Some(Cursor::Tx(c)) => (None, Some(c)),
+            None => (None, None),
+        };
         let token = Token {
             wm: self.wm.map(str::to_string),
             target: Some(target),
             phase,
             after,
+            since,
         };
         Ok(PullPage {
             changes,
@@ -194,48 +285,72 @@ impl Page<'_> {
     }
 
     /// `es_txid` not visible in the previous pass's snapshot, and not this
-    /// node's own write.
-    fn filter(&self, p: &mut Params, alias: &str) -> String {
+    /// node's own write. `bounded`: also `es_txid >= xmin(wm)` (everything
+    /// below is visible in `wm`), which starts the index scan of a pass's
+    /// first page; a later page starts at its cursor instead.
+    fn filter(&self, p: &mut Params, alias: &str, bounded: bool) -> String {
         let node = p.text(self.node);
         let mut f = format!("{alias}.es_origin IS DISTINCT FROM {node}");
         if let Some(wm) = self.wm {
             let wm = p.text(wm);
+            if bounded {
+                f.push_str(&format!(
+                    " AND {alias}.es_txid >= txid_snapshot_xmin({wm}::txid_snapshot)"
+                ));
+            }
             f.push_str(&format!(
-                " AND {alias}.es_txid >= txid_snapshot_xmin({wm}::txid_snapshot) \
-                 AND NOT txid_visible_in_snapshot({alias}.es_txid, {wm}::txid_snapshot)"
+                " AND NOT txid_visible_in_snapshot({alias}.es_txid, {wm}::txid_snapshot)"
             ));
         }
         f
     }
 
-    /// The next rows in key order after `after`; with the last row's cursor.
+    /// The next rows after `after`, in key order (a full pass) or in
+    /// `(es_txid, key)` order (an incremental pass, `wm` set; see the
+    /// module doc); with the last row's cursor.
     async fn rows(
         &self,
         conn: &mut PgConnection,
-        after: Option<&[String]>,
+        after: Option<Cursor>,
         limit: usize,
-    ) -> Result<(Vec<Change>, Option<Vec<String>>)> {
+    ) -> Result<(Vec<Change>, Option<Cursor>)> {
         let t = self.table;
+        let by_txid = self.wm.is_some();
         let mut p = Params::default();
-        let mut filter = self.filter(&mut p, "t");
-        if let Some(after) = after {
-            if after.len() != t.key.len() {
+        let mut filter = self.filter(&mut p, "t", after.is_none());
+        let keys = sql::key_columns(t, Some("t"));
+        let mut order = keys.clone();
+        if by_txid {
+            order.insert(0, "t.es_txid".to_string());
+        }
+        if let Some(after) = &after {
+            let (txid, key) = match after {
+                Cursor::Key(k) => (None, k),
+                Cursor::Tx(c) => (Some(c.txid), &c.key),
+            };
+            if txid.is_some() != by_txid {
+                return Err(Error::internal("a pull cursor of the other kind of pass"));
+            }
+            if key.len() != t.key.len() {
                 return Err(Error::new(
                     ErrorKind::Config,
                     "the pull cursor does not match the table's key; was the key changed?",
                 ));
             }
-            let bound: Vec<String> = t
-                .key
-                .iter()
-                .zip(after)
-                .map(|(&i, v)| {
-                    sql::key_value(&p.text(v.as_str()), t.columns[i].ty, &self.natives[i])
-                })
-                .collect();
+            let mut bound: Vec<String> = Vec::with_capacity(order.len());
+            if let Some(txid) = txid {
+                bound.push(p.int(txid));
+            }
+            for (&i, v) in t.key.iter().zip(key) {
+                bound.push(sql::key_value(
+                    &p.text(v.as_str()),
+                    t.columns[i].ty,
+                    &self.natives[i],
+                ));
+            }
             filter.push_str(&format!(
                 " AND ({}) > ({})",
-                sql::key_columns(t, Some("t")).join(", "),
+                order.join(", "),
                 bound.join(", ")
             ));
         }
@@ -268,12 +383,13 @@ impl Page<'_> {
         }
         let lim = p.int(i64::try_from(limit).unwrap_or(i64::MAX));
         let query = format!(
-            "SELECT {cursor}, {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope} FROM {table} AS t
+            "SELECT {cursor}, {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope}, t.es_txid
+               FROM {table} AS t
               WHERE {filter} ORDER BY {order} LIMIT {lim}",
             cursor = cursor.join(", "),
             cols = cols.join(", "),
             table = sql::table_ref(&t.central),
-            order = sql::key_columns(t, Some("t")).join(", "),
+            order = order.join(", "),
         );
         let nk = t.key.len();
         let n = t.columns.len();
@@ -326,13 +442,21 @@ impl Page<'_> {
             }
             Err(e) => return Err(ctx("reading changed rows")(e)),
         };
-        // The cursor: the last row's key text.
+        // The cursor: the last row's key text (and transaction).
         let last = match &last_row {
-            Some(r) => Some(
-                (0..nk)
+            Some(r) => {
+                let key = (0..nk)
                     .map(|j| get(r, j))
-                    .collect::<Result<Vec<String>>>()?,
-            ),
+                    .collect::<Result<Vec<String>>>()?;
+                Some(if by_txid {
+                    Cursor::Tx(TxCursor {
+                        txid: get(r, nk + n + 4)?,
+                        key,
+                    })
+                } else {
+                    Cursor::Key(key)
+                })
+            }
             None => None,
         };
         Ok((out, last))
@@ -348,7 +472,7 @@ impl Page<'_> {
         let t = self.table;
         let mut p = Params::default();
         let tbl = p.text(sql::tbl_id(&t.central));
-        let mut filter = format!("ts.tbl = {tbl} AND {}", self.filter(&mut p, "ts"));
+        let mut filter = format!("ts.tbl = {tbl} AND {}", self.filter(&mut p, "ts", true));
         if let Some(after) = after {
             let json = serde_json::to_string(after)
                 .map_err(|e| Error::internal(format!("cannot encode a cursor: {e}")))?;
@@ -525,9 +649,59 @@ mod tests {
             target: None,
             phase: Phase::Tombs,
             after: Some(vec!["1.10".into()]),
+            since: None,
         };
         let s = t.encode().expect("encode");
         assert!(s.contains("\"phase\":\"tombs\""), "{s}");
+        assert!(!s.contains("since"), "{s}");
         assert_eq!(serde_json::from_str::<Token>(&s).expect("decode"), t);
+        let t = Token {
+            phase: Phase::Rows,
+            after: None,
+            since: Some(TxCursor {
+                txid: 5000,
+                key: vec!["7".into()],
+            }),
+            ..t
+        };
+        let s = t.encode().expect("encode");
+        assert!(
+            s.contains("\"since\":{\"txid\":5000,\"key\":[\"7\"]}"),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<Token>(&s).expect("decode"), t);
+    }
+
+    fn upgraded(json: &str) -> Token {
+        serde_json::from_str::<Token>(json)
+            .expect("decode")
+            .upgraded()
+    }
+
+    #[test]
+    fn an_older_token_in_an_incremental_rows_phase_restarts_that_phase() {
+        // Written by an older edgesync mid-pass: a key-order cursor.
+        let t = upgraded(r#"{"wm":"10:12:11","target":"20:20:","phase":"rows","after":["7"]}"#);
+        assert_eq!(t.after, None);
+        assert_eq!(t.rows_cursor(), None);
+        assert_eq!(t.target.as_deref(), Some("20:20:"));
+        assert_eq!(t.wm.as_deref(), Some("10:12:11"));
+        // Its initial load and tombstone cursors are still key cursors.
+        let t = upgraded(r#"{"wm":null,"target":"20:20:","phase":"rows","after":["7"]}"#);
+        assert_eq!(t.rows_cursor(), Some(Cursor::Key(vec!["7".into()])));
+        let t = upgraded(r#"{"wm":"10:12:11","target":"20:20:","phase":"tombs","after":["7"]}"#);
+        assert_eq!(t.after, Some(vec!["7".into()]));
+        // A current one keeps its (es_txid, key) cursor.
+        let t = upgraded(
+            r#"{"wm":"10:12:11","target":"20:20:","phase":"rows","after":null,
+                "since":{"txid":15,"key":["7"]}}"#,
+        );
+        assert_eq!(
+            t.rows_cursor(),
+            Some(Cursor::Tx(TxCursor {
+                txid: 15,
+                key: vec!["7".into()]
+            }))
+        );
     }
 }

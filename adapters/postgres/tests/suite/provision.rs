@@ -378,3 +378,113 @@ async fn triggers_of_an_older_edgesync_are_replaced_and_pushes_stamp_either_way(
     assert_eq!(db.scalar::<i64>(guarded).await, 4);
     push_stamps(&db, &m, 30, 7).await;
 }
+
+/// `indexdef` of the table's edgesync indexes, by name.
+async fn es_indexes(db: &TestDb, table: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+          WHERE tablename = $1 AND indexname LIKE 'es\\_%' ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(db.pool())
+    .await
+    .expect("indexes")
+}
+
+#[tokio::test]
+async fn the_es_txid_index_of_an_older_edgesync_is_replaced_by_the_pull_index() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let current = vec![(
+        "es_pull_public_items".to_string(),
+        "CREATE INDEX es_pull_public_items ON public.items USING btree (es_txid, id)".to_string(),
+    )];
+    assert_eq!(es_indexes(&db, "items").await, current);
+
+    // The table as an older edgesync provisioned it: (es_txid) only.
+    db.exec(
+        "DROP INDEX es_pull_public_items;
+         CREATE INDEX es_txid_public_items ON items (es_txid);
+         INSERT INTO items (id, name, price) VALUES (1, 'a', 1)",
+    )
+    .await;
+    let plan = db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan");
+    assert_eq!(plan.len(), 2, "{plan:#?}");
+    // The new index first: the table is never without one.
+    assert!(
+        plan[0]
+            .sql
+            .starts_with("CREATE INDEX IF NOT EXISTS \"es_pull_public_items\"")
+            && plan[0].sql.contains("(es_txid, \"id\")"),
+        "{plan:#?}"
+    );
+    assert_eq!(
+        plan[1].sql,
+        "DROP INDEX IF EXISTS \"public\".\"es_txid_public_items\";"
+    );
+    assert!(plan.iter().all(|s| !s.purpose.is_empty()));
+    db.central.execute(&plan).await.expect("execute");
+    assert_eq!(es_indexes(&db, "items").await, current);
+    assert!(db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan")
+        .is_empty());
+
+    // deinit drops whichever of the two it finds.
+    db.exec("CREATE INDEX es_txid_public_items ON items (es_txid)")
+        .await;
+    let plan = db
+        .central
+        .plan_deinit(std::slice::from_ref(&m), true)
+        .await
+        .expect("deinit");
+    let drops: Vec<&str> = plan
+        .iter()
+        .filter(|s| s.sql.starts_with("DROP INDEX"))
+        .map(|s| s.sql.as_str())
+        .collect();
+    assert_eq!(drops.len(), 2, "{plan:#?}");
+    db.central.execute(&plan).await.expect("execute deinit");
+    assert!(es_indexes(&db, "items").await.is_empty());
+    assert!(db
+        .central
+        .plan_deinit(std::slice::from_ref(&m), true)
+        .await
+        .expect("deinit")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_pull_index_follows_a_composite_key_in_its_order() {
+    let db = TestDb::new().await;
+    db.exec("CREATE TABLE k (a text, b bigint, \"C d\" date, v text, PRIMARY KEY (b, a, \"C d\"))")
+        .await;
+    // The mapping's key order, not the constraint's, is the pull order.
+    let m = mapping(
+        "k",
+        &[
+            ("a", text()),
+            ("b", int()),
+            ("C d", edgesync_core::ColType::Date),
+            ("v", text()),
+        ],
+        &[2, 0, 1],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Hard,
+    );
+    db.init(std::slice::from_ref(&m)).await;
+    assert_eq!(
+        es_indexes(&db, "k").await,
+        vec![(
+            "es_pull_public_k".to_string(),
+            "CREATE INDEX es_pull_public_k ON public.k USING btree (es_txid, \"C d\", a, b)"
+                .to_string()
+        )]
+    );
+}

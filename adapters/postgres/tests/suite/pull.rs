@@ -230,3 +230,241 @@ async fn composite_and_typed_keys_page_and_tombstone_exactly() {
         }
     );
 }
+
+/// An edge, as far as pulls go: per key, the newest version delivered and
+/// whether it was a delete (older versions are skipped, as the edge does).
+#[derive(Default)]
+struct Edge(std::collections::BTreeMap<i64, (i64, bool)>);
+
+impl Edge {
+    fn apply(&mut self, changes: &[edgesync_core::Change]) {
+        for c in changes {
+            let id = ids(std::slice::from_ref(c))[0];
+            let e = self.0.entry(id).or_insert((0, false));
+            if c.version > e.0 {
+                *e = (c.version, c.deleted);
+            }
+        }
+    }
+
+    /// The edge holds exactly the central's rows, each at its version.
+    async fn check(&self, db: &TestDb) {
+        let central: Vec<(i64, i64)> = sqlx::query_as("SELECT id, es_ver FROM items ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .expect("rows");
+        let live: Vec<(i64, i64)> = self
+            .0
+            .iter()
+            .filter(|(_, (_, deleted))| !deleted)
+            .map(|(id, (v, _))| (*id, *v))
+            .collect();
+        assert_eq!(live, central);
+    }
+}
+
+/// The transaction that last wrote row `id`.
+async fn txid(db: &TestDb, id: i64) -> i64 {
+    db.scalar(&format!("SELECT es_txid FROM items WHERE id = {id}"))
+        .await
+}
+
+/// Run `sql` on `conn` (an open transaction of its own).
+async fn on(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn an_incremental_pass_pages_by_transaction_and_loses_no_row_rewritten_mid_pass() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "INSERT INTO items (id, name, price) SELECT i, 'n' || i, 1 FROM generate_series(1, 60) i",
+    )
+    .await;
+    let mut edge = Edge::default();
+    let (all, t0) = pull_pass(&db.central, "e", &m, None, 100).await;
+    edge.apply(&all);
+    edge.check(&db).await;
+
+    // Two long transactions take their transaction ids first and stay open.
+    let url = url_for(&db.name);
+    let mut slow = PgConnection::connect(&url).await.expect("slow");
+    on(
+        &mut slow,
+        "BEGIN; UPDATE items SET qty = -1 WHERE id = 60;
+         INSERT INTO items (id, name, price) VALUES (100, 'slow', 1)",
+    )
+    .await;
+    let mut slow2 = PgConnection::connect(&url).await.expect("slow2");
+    on(
+        &mut slow2,
+        "BEGIN; INSERT INTO items (id, name, price) VALUES (200, 'slow2', 1)",
+    )
+    .await;
+    // Then three transactions, one after the other, keys in reverse order
+    // of their transactions.
+    db.exec("UPDATE items SET qty = 3 WHERE id BETWEEN 41 AND 59")
+        .await;
+    db.exec("UPDATE items SET qty = 2 WHERE id BETWEEN 21 AND 40")
+        .await;
+    db.exec("UPDATE items SET qty = 1 WHERE id BETWEEN 1 AND 20")
+        .await;
+    let (c, b, a) = (txid(&db, 41).await, txid(&db, 21).await, txid(&db, 1).await);
+    assert!(c < b && b < a);
+
+    // The pass's first two pages: the rows of the first transaction, in
+    // key order.
+    let p1 = db.central.pull("e", &m, Some(&t0), 7).await.expect("p1");
+    let p2 = db
+        .central
+        .pull("e", &m, Some(&p1.token), 7)
+        .await
+        .expect("p2");
+    assert!(!p1.done && !p2.done);
+    assert_eq!(ids(&p1.changes), (41..=47).collect::<Vec<_>>());
+    assert_eq!(ids(&p2.changes), (48..=54).collect::<Vec<_>>());
+    edge.apply(&p1.changes);
+    edge.apply(&p2.changes);
+
+    // Mid-pass: the long transactions commit, one of them after rewriting
+    // a row the pass has not reached (it moves behind the cursor, to
+    // slow2's older transaction id); a new transaction rewrites a row the
+    // pass has delivered and one it has not, and deletes one it has not.
+    on(
+        &mut slow2,
+        "UPDATE items SET qty = 22 WHERE id = 25; COMMIT",
+    )
+    .await;
+    on(&mut slow, "COMMIT").await;
+    db.exec(
+        "UPDATE items SET qty = 44 WHERE id IN (42, 30);
+         DELETE FROM items WHERE id = 10",
+    )
+    .await;
+    assert!(txid(&db, 25).await < c);
+
+    let (rest, t1) = pull_pass(&db.central, "e", &m, Some(p2.token), 7).await;
+    edge.apply(&rest);
+    let rest_ids = ids(&rest);
+    // The rest of the pass in (transaction, key) order: the second and the
+    // third transaction (without the rows rewritten since), then the new
+    // transaction's rows, then the tombstone.
+    let mut expected: Vec<i64> = (55..=59).collect();
+    expected.extend((21..=40).filter(|i| *i != 25 && *i != 30));
+    expected.extend((1..=20).filter(|i| *i != 10));
+    expected.extend([30, 42, 10]);
+    assert_eq!(rest_ids, expected);
+    assert!(rest.last().is_some_and(|c| c.deleted));
+    // The rows slow and slow2 wrote sit behind the cursor: this pass missed
+    // them, the next one delivers them (with what the new transaction
+    // wrote again: it committed after the pass's target snapshot).
+    let (next, t2) = pull_pass(&db.central, "e", &m, Some(t1), 7).await;
+    let got: BTreeSet<i64> = ids(&next).into_iter().collect();
+    assert_eq!(got, BTreeSet::from([10, 25, 30, 42, 60, 100, 200]));
+    edge.apply(&next);
+    edge.check(&db).await;
+    let (last, _) = pull_pass(&db.central, "e", &m, Some(t2), 7).await;
+    assert!(last.is_empty(), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_mid_pass_token_of_an_older_edgesync_restarts_the_rows_of_its_pass() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "INSERT INTO items (id, name, price) SELECT i, 'n' || i, 1 FROM generate_series(1, 30) i",
+    )
+    .await;
+    let (_, t0) = pull_pass(&db.central, "e", &m, None, 100).await;
+    db.exec("UPDATE items SET qty = 1 WHERE id > 15").await;
+    db.exec("UPDATE items SET qty = 2 WHERE id <= 15").await;
+    db.exec("DELETE FROM items WHERE id = 1").await;
+    let p1 = db.central.pull("e", &m, Some(&t0), 10).await.expect("p1");
+    assert_eq!(ids(&p1.changes), (16..=25).collect::<Vec<_>>());
+    let mut tok: serde_json::Value = serde_json::from_str(&p1.token).expect("json");
+    assert_eq!(tok["since"]["key"], serde_json::json!(["25"]), "{tok}");
+    assert!(tok["since"]["txid"].is_i64(), "{tok}");
+
+    // The same position as an older edgesync wrote it: a key-order cursor
+    // (the rows up to key 12 delivered), no transaction id.
+    tok.as_object_mut().expect("object").remove("since");
+    tok["after"] = serde_json::json!(["12"]);
+    let old = tok.to_string();
+    let (changes, end) = pull_pass(&db.central, "e", &m, Some(old.clone()), 10).await;
+    // The pass's rows start again from the beginning: every changed row,
+    // whatever its key, then the tombstone.
+    let mut expected: Vec<i64> = (16..=30).collect();
+    expected.extend(2..=15);
+    expected.push(1);
+    assert_eq!(ids(&changes), expected);
+    // ... and the pass ends at its own target, as the token said.
+    let target = tok["target"].as_str().expect("target").to_string();
+    let end: serde_json::Value = serde_json::from_str(&end).expect("json");
+    assert_eq!(end["wm"].as_str(), Some(target.as_str()));
+    let (next, _) = pull_pass(&db.central, "e", &m, Some(end.to_string()), 10).await;
+    assert!(next.is_empty(), "{next:?}");
+
+    // Without any cursor (the first page's token of an older edgesync), the
+    // same.
+    tok["after"] = serde_json::Value::Null;
+    let (again, _) = pull_pass(&db.central, "e", &m, Some(tok.to_string()), 10).await;
+    assert_eq!(ids(&again), expected);
+}
+
+#[tokio::test]
+async fn a_scoped_incremental_pass_over_several_pages_moves_rows_out_and_in() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let scope = edgesync_core::filter::Scope::new("name = 'in'", &m, None, &Default::default())
+        .expect("scope");
+    db.exec(
+        "INSERT INTO items (id, name, qty, price)
+         SELECT i, CASE WHEN i >= 10 THEN 'in' ELSE 'out' END, i, 1 FROM generate_series(1, 30) i",
+    )
+    .await;
+    let pass = |token: Option<String>| {
+        let (db, m, scope) = (&db, &m, &scope);
+        async move {
+            let mut token = token;
+            let mut all = Vec::new();
+            loop {
+                let page = db
+                    .central
+                    .pull_scoped("e", m, Some(scope), token.as_deref(), 4)
+                    .await
+                    .expect("pull");
+                all.extend(page.changes);
+                token = Some(page.token);
+                if page.done {
+                    return (all, token.unwrap());
+                }
+            }
+        }
+    };
+    let (all, t0) = pass(None).await;
+    assert_eq!(ids(&all), (10..=30).collect::<Vec<_>>());
+
+    // Out of scope, into scope, and changed within it, in three
+    // transactions whose keys run against their order.
+    db.exec("UPDATE items SET qty = qty + 1 WHERE id BETWEEN 25 AND 30")
+        .await;
+    db.exec("UPDATE items SET name = 'out' WHERE id BETWEEN 12 AND 15")
+        .await;
+    db.exec("UPDATE items SET name = 'in' WHERE id BETWEEN 1 AND 5")
+        .await;
+    let (changes, t1) = pass(Some(t0)).await;
+    let mut expected: Vec<i64> = (25..=30).collect();
+    expected.extend(12..=15);
+    expected.extend(1..=5);
+    assert_eq!(ids(&changes), expected);
+    for c in &changes {
+        let id = ids(std::slice::from_ref(c))[0];
+        assert_eq!(c.is_move_out(), (12..=15).contains(&id), "{c:?}");
+    }
+    let (next, _) = pass(Some(t1)).await;
+    assert!(next.is_empty(), "{next:?}");
+}
