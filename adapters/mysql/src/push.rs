@@ -1,8 +1,9 @@
 //! Applying a push batch: one `REPEATABLE READ` transaction, a fixed number
 //! of set-based statements per chunk of rows (bound rows as a derived table,
-//! multi-row `INSERT`s), never a round trip per row.
+//! multi-row `INSERT`s), never a round trip per row, and every pushed row
+//! written once, with its final version.
 //!
-//! 1. `SET @es_applying = 1`: the triggers leave origin, stamp and
+//! 1. `SET @es_applying = 1`: the triggers leave version, origin, stamp and
 //!    tombstones to this transaction.
 //! 2. Lock the node's `es_nodes` row; changes at or below its `hi` are
 //!    replays.
@@ -12,13 +13,35 @@
 //!    with [`edgesync_core::conflict::resolve`]. A row an application changed
 //!    and no pull has stamped yet is judged with the version [`PENDING`],
 //!    which no edge base equals: it is a conflict, as it should be.
-//! 4. Write the decisions (see [`crate::write`]) with `es_ver = NULL`; log
-//!    conflicts.
-//! 5. Stamp: lock `es_ctl` (last, so the lock is held only for the few
-//!    statements to commit) and give fresh versions to every row and
-//!    tombstone this push wrote and every pending one it answers with; fill
-//!    those versions into the outcomes; store `hi`; commit. Any error rolls
-//!    everything back.
+//! 4. Lock `es_ctl` (the version counter, see `stamp.rs`), then write the
+//!    decisions (see [`crate::write`]), each row and tombstone with a fresh
+//!    version taken from the counter; log conflicts.
+//! 5. Give fresh versions to the pending rows and tombstones the push
+//!    answers with (conflicts against unstamped application writes, rare);
+//!    fill the versions into the outcomes; store the counter and `hi`;
+//!    commit, which releases `es_ctl`. Any error rolls everything back.
+//!
+//! Commit-safety is the stamping step's: every version is taken by a
+//! transaction that holds `es_ctl` locked until it commits, so versions
+//! become visible in the order they are taken and a pull watermark never
+//! passes a version that commits later.
+//!
+//! What holding `es_ctl` from the first write to the commit costs: version
+//! assignment is serialized per central database, so while one push writes
+//! its batch, another push's writes (not its locking reads and conflict
+//! decisions, which come before the lock) and every pull's stamping step
+//! wait for it. Before, a push wrote its rows with `es_ver = NULL` and locked
+//! `es_ctl` only to stamp them, with a second `UPDATE` of every row: the lock
+//! was held about as long (that `UPDATE` was most of a push's server time),
+//! and the push did twice the row writes. What is new is that a write that
+//! itself has to wait (an `INSERT` into a gap another transaction holds a gap
+//! lock on, a foreign-key check on a parent row an application holds
+//! locked) now waits while holding `es_ctl`. Such a wait either ends when
+//! the application commits or is a deadlock with another push, which InnoDB
+//! detects at once and answers with a retryable error (1213) for one of
+//! them; the engine retries that push. Two pushes inserting into the same
+//! gap (new keys above the largest one, from two nodes) deadlocked the same
+//! way before (each waiting for the other's gap lock).
 
 use std::collections::{HashMap, HashSet};
 
@@ -72,11 +95,44 @@ enum Target {
     Tomb,
 }
 
-/// Keys to stamp, in first-seen order, with what each key is now.
+/// Pending rows and tombstones the push answers with, to stamp before it
+/// answers: keys in first-seen order, with what each key is now.
 #[derive(Default)]
 struct ToStamp {
     order: Vec<(String, Vec<Value>)>,
     target: HashMap<String, Target>,
+}
+
+/// The versions of one push: the counter it holds and the version each
+/// key it wrote (or stamped) has now.
+#[derive(Default)]
+struct Versions {
+    counter: stamp::Counter,
+    of_key: HashMap<String, i64>,
+}
+
+impl Versions {
+    /// Fresh versions for the changes `idx` of `writes` about to be written
+    /// (the counter is locked first), recorded as their keys' versions.
+    async fn take(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        db: &Db,
+        writes: &[Change],
+        idx: &[usize],
+    ) -> Result<Vec<i64>> {
+        if idx.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.counter.lock(tx, db).await?;
+        let mut out = Vec::with_capacity(idx.len());
+        for &i in idx {
+            let v = self.counter.take()?;
+            self.of_key.insert(key_id(&writes[i].key)?, v);
+            out.push(v);
+        }
+        Ok(out)
+    }
 }
 
 impl ToStamp {
@@ -165,6 +221,7 @@ async fn apply(tx: &mut Transaction<'_>, cx: &Ctx<'_>, batch: &PushBatch) -> Res
     let fresh: Vec<usize> = (0..n).filter(|&i| changes[i].version > hi).collect();
     let mut conflicts = 0;
     let mut to_stamp = ToStamp::default();
+    let mut versions = Versions::default();
 
     // A batch holds each row once; if a key repeats anyway, later changes to
     // it are decided in a second round, against what the first one wrote.
@@ -189,11 +246,20 @@ async fn apply(tx: &mut Transaction<'_>, cx: &Ctx<'_>, batch: &PushBatch) -> Res
         }
     }
     for (_, round) in rounds {
-        conflicts += apply_round(tx, cx, batch, &round, &mut outcomes, &mut to_stamp).await?;
+        conflicts += apply_round(
+            tx,
+            cx,
+            batch,
+            &round,
+            &mut outcomes,
+            &mut to_stamp,
+            &mut versions,
+        )
+        .await?;
     }
 
-    if !to_stamp.order.is_empty() {
-        let versions = stamp_written(tx, cx, &to_stamp).await?;
+    stamp_pending(tx, cx, &to_stamp, &mut versions).await?;
+    if !versions.of_key.is_empty() {
         for (i, o) in outcomes.iter_mut().enumerate() {
             let pending = match o {
                 Some(PushOutcome::Applied { version }) => (*version == PENDING).then_some(version),
@@ -204,12 +270,13 @@ async fn apply(tx: &mut Transaction<'_>, cx: &Ctx<'_>, batch: &PushBatch) -> Res
             };
             if let Some(v) = pending {
                 let id = key_id(&changes[i].key)?;
-                *v = *versions.get(&id).ok_or_else(|| {
+                *v = *versions.of_key.get(&id).ok_or_else(|| {
                     Error::internal("a pending version was not stamped before the push answered")
                 })?;
             }
         }
     }
+    versions.counter.store(tx, cx.db).await?;
 
     tx.exec_drop(
         format!(
@@ -259,25 +326,33 @@ fn note_pending(
     to_stamp.add(&change.key, target)
 }
 
-/// Lock `es_ctl`, give versions to everything in `to_stamp`, store the
-/// counter; the version of each key.
-async fn stamp_written(
+/// Give versions to the pending rows and tombstones in `to_stamp` that
+/// this push did not write (those have their version already): one
+/// set-based `UPDATE` each, under the push's `es_ctl` lock.
+async fn stamp_pending(
     tx: &mut Transaction<'_>,
     cx: &Ctx<'_>,
     to_stamp: &ToStamp,
-) -> Result<HashMap<String, i64>> {
+    versions: &mut Versions,
+) -> Result<()> {
     let t = cx.table;
-    let seq = stamp::lock_counter(tx, cx.db).await?;
-    let mut next = seq;
-    let mut versions = HashMap::new();
+    let left: Vec<&(String, Vec<Value>)> = to_stamp
+        .order
+        .iter()
+        .filter(|(id, _)| !versions.of_key.contains_key(id))
+        .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    versions.counter.lock(tx, cx.db).await?;
     let (mut rows, mut tombs) = (Vec::new(), Vec::new());
-    for (id, key) in &to_stamp.order {
-        next += 1;
-        versions.insert(id.clone(), next);
+    for (id, key) in left {
+        let v = versions.counter.take()?;
+        versions.of_key.insert(id.clone(), v);
         let params = key_params(cx, key)?;
         match to_stamp.target.get(id) {
-            Some(Target::Row) => rows.push((params, next)),
-            _ => tombs.push((params, next)),
+            Some(Target::Row) => rows.push((params, v)),
+            _ => tombs.push((params, v)),
         }
     }
     let binds = stamp::key_binds(t, &cx.natives);
@@ -306,8 +381,7 @@ async fn stamp_written(
             tombs.len()
         )));
     }
-    stamp::store_counter(tx, cx.db, next).await?;
-    Ok(versions)
+    Ok(())
 }
 
 /// The key values of a change as parameters.
@@ -417,6 +491,7 @@ async fn apply_round(
     round: &[usize],
     outcomes: &mut [Option<PushOutcome>],
     to_stamp: &mut ToStamp,
+    versions: &mut Versions,
 ) -> Result<usize> {
     let changes = &batch.changes;
     let current = fetch_current(tx, cx, changes, round).await?;
@@ -527,15 +602,19 @@ async fn apply_round(
             deletes = children_first(&deletes, &refs, key, |i| fill.get(&i).map(|v| v.as_slice()));
         }
     }
-    write_updates(tx, cx, writes, &updates, &fill, &merged_at).await?;
-    write_inserts(tx, cx, writes, &inserts).await?;
-    write_deletes(tx, cx, writes, &deletes).await?;
+    // The versions are taken (and es_ctl locked) only now, after every
+    // locking read and decision of the first round.
+    let v = versions.take(tx, cx.db, writes, &updates).await?;
+    write_updates(tx, cx, writes, &updates, &v, &fill, &merged_at).await?;
+    let v = versions.take(tx, cx.db, writes, &inserts).await?;
+    write_inserts(tx, cx, writes, &inserts, &v).await?;
+    let v = versions.take(tx, cx.db, writes, &deletes).await?;
+    write_deletes(tx, cx, writes, &deletes, &v).await?;
     for &i in updates.iter().chain(&inserts) {
-        to_stamp.add(&writes[i].key, Target::Row)?;
         outcomes[i] = Some(if merged_at.contains(&i) {
             // The edge takes the merged row (it was written under its name,
-            // so it is not pulled back as an echo); its version is filled in
-            // by the final stamp.
+            // so it is not pulled back as an echo); its version (the key's
+            // last) is filled in before the push answers.
             PushOutcome::Superseded {
                 row: Some(Change {
                     key: writes[i].key.clone(),
@@ -551,10 +630,10 @@ async fn apply_round(
         });
     }
     for &i in &deletes {
-        to_stamp.add(&writes[i].key, Target::Tomb)?;
-        // Answered with the tombstone's version (filled in by the final
-        // stamp), as on every backend: it is the edge's conflict base if it
-        // re-inserts the key while this push is in flight.
+        // Answered with the tombstone's version (the key's last, filled in
+        // before the push answers), as on every backend: it is the edge's
+        // conflict base if it re-inserts the key while this push is in
+        // flight.
         outcomes[i] = Some(PushOutcome::Applied { version: PENDING });
     }
     crate::meta::log_conflicts(tx, cx.db, cx.table, cx.node, &logged).await?;

@@ -17,8 +17,9 @@
 //!    commit, which releases the `es_ctl` lock.
 //!
 //! Every version is assigned by a transaction that holds the `es_ctl` lock
-//! until it commits (pushes stamp their own writes the same way, see
-//! `push.rs`), so versions become visible in the order they are assigned:
+//! until it commits (a push takes the versions of the rows it writes under
+//! the same lock, see `push.rs`), so versions become visible in the order
+//! they are assigned:
 //! when version `v` is visible, every smaller version is too. A pull that
 //! reads "versions above the last one delivered" in one consistent snapshot
 //! therefore never skips a change, however late its transaction commits.
@@ -136,6 +137,44 @@ pub(crate) async fn store_counter(tx: &mut Transaction<'_>, db: &Db, seq: i64) -
     )
     .await
     .map_err(ctx("storing the version counter"))
+}
+
+/// The version counter as a push holds it: `es_ctl` is locked on first use
+/// ([`Counter::lock`], a no-op once locked) and stays locked until the
+/// push's transaction ends; versions are taken one by one and the last one
+/// is stored ([`Counter::store`]) before the commit.
+#[derive(Debug, Default)]
+pub(crate) struct Counter {
+    /// `(seq when locked, last version taken)`; `None`: not locked.
+    held: Option<(i64, i64)>,
+}
+
+impl Counter {
+    /// Lock `es_ctl` unless this transaction already holds it.
+    pub(crate) async fn lock(&mut self, tx: &mut Transaction<'_>, db: &Db) -> Result<()> {
+        if self.held.is_none() {
+            let seq = lock_counter(tx, db).await?;
+            self.held = Some((seq, seq));
+        }
+        Ok(())
+    }
+
+    /// The next version; the counter must be locked.
+    pub(crate) fn take(&mut self) -> Result<i64> {
+        let (_, last) = self.held.as_mut().ok_or_else(|| {
+            Error::internal("a version was taken without holding the es_ctl lock")
+        })?;
+        *last += 1;
+        Ok(*last)
+    }
+
+    /// Store the last version taken, if any was.
+    pub(crate) async fn store(&self, tx: &mut Transaction<'_>, db: &Db) -> Result<()> {
+        match self.held {
+            Some((seq, last)) if last != seq => store_counter(tx, db, last).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Stamp the committed pending rows and tombstones of `table`, at most about

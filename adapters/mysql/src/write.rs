@@ -12,9 +12,11 @@
 //! - [`write_deletes`]: `DELETE t FROM (<keys>) u STRAIGHT_JOIN t`, then one
 //!   multi-row `INSERT` of tombstones (origin = the node).
 //!
-//! Rows are written with `es_ver = NULL`; the push stamps them last (see
-//! `push.rs`). Each statement checks its affected-row count, so a row that is
-//! not where it was locked can never be answered as written.
+//! Every row and tombstone is written once, with its final version
+//! (`versions`, aligned with the changes written, taken by the push under
+//! the `es_ctl` lock, see `push.rs`). Each statement checks its
+//! affected-row count, so a row that is not where it was locked can never
+//! be answered as written.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -212,6 +214,18 @@ fn row_params(cx: &Ctx<'_>, change: &Change, values: &[Value]) -> Result<Vec<My>
         .collect()
 }
 
+fn aligned(idx: &[usize], versions: &[i64]) -> Result<()> {
+    if idx.len() == versions.len() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "{} rows to write with {} versions",
+            idx.len(),
+            versions.len()
+        )))
+    }
+}
+
 fn check_count(done: u64, expected: usize, what: &str) -> Result<()> {
     if done == expected as u64 {
         Ok(())
@@ -223,19 +237,22 @@ fn check_count(done: u64, expected: usize, what: &str) -> Result<()> {
 }
 
 /// Update rows that exist: `UPDATE (<bound rows>) u STRAIGHT_JOIN t ON <key>
-/// SET ...`. A soft delete sent without values keeps the row's values
-/// (`fill`).
+/// SET ...`, each with its version (`versions[k]` for `idx[k]`). A soft
+/// delete sent without values keeps the row's values (`fill`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_updates(
     tx: &mut Transaction<'_>,
     cx: &Ctx<'_>,
     changes: &[Change],
     idx: &[usize],
+    versions: &[i64],
     fill: &HashMap<usize, &Vec<Value>>,
     merged: &[usize],
 ) -> Result<()> {
     if idx.is_empty() {
         return Ok(());
     }
+    aligned(idx, versions)?;
     let t = cx.table;
     let non_key: Vec<usize> = (0..t.columns.len())
         .filter(|k| !t.key.contains(k))
@@ -248,6 +265,7 @@ pub(crate) async fn write_updates(
         ));
     }
     for (e, a) in [
+        ("CAST(? AS SIGNED)", "es_v"),
         ("CAST(? AS SIGNED)", "es_del"),
         ("CAST(? AS CHAR CHARACTER SET utf8mb4)", "es_origin"),
         ("CAST(? AS SIGNED)", "es_oseq"),
@@ -260,7 +278,7 @@ pub(crate) async fn write_updates(
         .map(|&k| format!("t.{} = u.a{k}", ident(&t.columns[k].central)))
         .chain(
             [
-                "t.es_ver = NULL",
+                "t.es_ver = u.es_v",
                 "t.es_deleted = u.es_del",
                 "t.es_origin = u.es_origin",
                 "t.es_oseq = u.es_oseq",
@@ -270,7 +288,7 @@ pub(crate) async fn write_updates(
         )
         .collect();
     let mut rows: Vec<Vec<My>> = Vec::with_capacity(idx.len());
-    for &i in idx {
+    for (&i, &version) in idx.iter().zip(versions) {
         let c = &changes[i];
         let vals = match (&c.values, fill.get(&i)) {
             (Some(v), _) => v,
@@ -284,6 +302,7 @@ pub(crate) async fn write_updates(
         let all = row_params(cx, c, vals)?;
         let mut p = key_params(cx, &c.key)?;
         p.extend(non_key.iter().map(|&k| all[k].clone()));
+        p.push(My::Int(version));
         p.push(My::Int(i64::from(c.deleted)));
         p.push(My::Bytes(cx.node.as_bytes().to_vec()));
         // A field-merge result is not the node's own write: with es_oseq
@@ -315,16 +334,19 @@ pub(crate) async fn write_updates(
     Ok(())
 }
 
-/// Insert rows the central does not have: multi-row `INSERT`s.
+/// Insert rows the central does not have: multi-row `INSERT`s, each row
+/// with its version (`versions[k]` for `idx[k]`).
 pub(crate) async fn write_inserts(
     tx: &mut Transaction<'_>,
     cx: &Ctx<'_>,
     changes: &[Change],
     idx: &[usize],
+    versions: &[i64],
 ) -> Result<()> {
     if idx.is_empty() {
         return Ok(());
     }
+    aligned(idx, versions)?;
     let t = cx.table;
     let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.central)).collect();
     let mut exprs: Vec<String> = t
@@ -335,7 +357,7 @@ pub(crate) async fn write_inserts(
         .collect();
     exprs.extend(
         [
-            "NULL",
+            "CAST(? AS SIGNED)",
             "CAST(? AS SIGNED)",
             "CAST(? AS CHAR CHARACTER SET utf8mb4)",
             "CAST(? AS SIGNED)",
@@ -344,20 +366,21 @@ pub(crate) async fn write_inserts(
         .map(String::from),
     );
     let mut rows: Vec<Vec<My>> = Vec::with_capacity(idx.len());
-    for &i in idx {
+    for (&i, &version) in idx.iter().zip(versions) {
         let c = &changes[i];
         let vals = c
             .values
             .as_ref()
             .ok_or_else(|| Error::internal("an insert without values"))?;
         let mut p = row_params(cx, c, vals)?;
+        p.push(My::Int(version));
         p.push(My::Int(i64::from(c.deleted)));
         p.push(My::Bytes(cx.node.as_bytes().to_vec()));
         p.push(My::Int(c.version));
         p.push(My::Int(c.hlc));
         rows.push(p);
     }
-    let per_row = t.columns.len() + 4;
+    let per_row = t.columns.len() + 5;
     for Range { start, end } in sql::chunks(rows.len(), per_row, |k| bytes(&rows[k])) {
         let query = format!(
             "INSERT INTO {table} ({cols}, es_ver, es_deleted, es_origin, es_oseq, es_hlc) VALUES {values}",
@@ -375,16 +398,19 @@ pub(crate) async fn write_inserts(
 }
 
 /// Hard deletes: `DELETE t FROM (<keys>) u STRAIGHT_JOIN t`, then the
-/// tombstones with this node as origin (waiting for their version).
+/// tombstones with this node as origin, each with its version
+/// (`versions[k]` for `idx[k]`).
 pub(crate) async fn write_deletes(
     tx: &mut Transaction<'_>,
     cx: &Ctx<'_>,
     changes: &[Change],
     idx: &[usize],
+    versions: &[i64],
 ) -> Result<()> {
     if idx.is_empty() {
         return Ok(());
     }
+    aligned(idx, versions)?;
     let t = cx.table;
     let keys: Vec<Vec<My>> = idx
         .iter()
@@ -408,15 +434,15 @@ pub(crate) async fn write_deletes(
     let row = vec![
         literal(&cx.tbl),
         stamp::tomb_key_bind(t, &cx.natives),
-        "NULL".to_string(),
+        "CAST(? AS SIGNED)".to_string(),
         "CAST(? AS SIGNED)".to_string(),
         "CAST(? AS CHAR CHARACTER SET utf8mb4)".to_string(),
         "CAST(? AS SIGNED)".to_string(),
     ];
-    for Range { start, end } in sql::chunks(keys.len(), nk + 3, |k| bytes(&keys[k])) {
+    for Range { start, end } in sql::chunks(keys.len(), nk + 4, |k| bytes(&keys[k])) {
         let query = format!(
             "INSERT INTO {tombs} (tbl, k, es_ver, es_hlc, es_origin, es_oseq) VALUES {values}
-             ON DUPLICATE KEY UPDATE es_ver = NULL, es_hlc = VALUES(es_hlc),
+             ON DUPLICATE KEY UPDATE es_ver = VALUES(es_ver), es_hlc = VALUES(es_hlc),
                                      es_origin = VALUES(es_origin), es_oseq = VALUES(es_oseq)",
             tombs = cx.db.meta("es_tombstones"),
             values = sql::values_rows(&row, end - start),
@@ -425,6 +451,7 @@ pub(crate) async fn write_deletes(
         for (k, key) in keys.iter().enumerate().take(end).skip(start) {
             let c = &changes[idx[k]];
             params.extend(key.iter().cloned());
+            params.push(My::Int(versions[k]));
             params.push(My::Int(c.hlc));
             params.push(My::Bytes(cx.node.as_bytes().to_vec()));
             params.push(My::Int(c.version));

@@ -319,3 +319,58 @@ async fn composite_and_typed_keys_page_and_tombstone_exactly() {
         1
     );
 }
+
+/// The stamping step over more than one chunk (2,000) of rows and of
+/// tombstones, with a row an open transaction holds in the middle: every
+/// committed change gets its own version, contiguous from the counter, the
+/// held row none until its transaction commits, and a pass delivers
+/// exactly the committed changes.
+#[tokio::test]
+async fn stamping_many_rows_and_tombstones_skips_only_what_is_held() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    // 1..=10000 without a sequence engine or recursion limits (MySQL too).
+    const N: &str = "(SELECT a.n * 1000 + b.n * 100 + c.n * 10 + d.n + 1 AS n
+                        FROM digits a, digits b, digits c, digits d) AS s";
+    db.exec(&format!(
+        "CREATE TABLE digits (n INT PRIMARY KEY);
+         INSERT INTO digits VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);
+         INSERT INTO items (id, name, price) SELECT n, 'a', 1 FROM {N} WHERE n <= 8000"
+    ))
+    .await;
+    let (_, t0) = pull_pass(&db.central, "e", &m, None, 10_000).await;
+    let seq0: i64 = db.scalar("SELECT seq FROM es_ctl").await;
+    db.exec(&format!(
+        "UPDATE items SET name = 'b' WHERE id <= 2600;
+         DELETE FROM items WHERE id > 5000 AND id <= 7500;
+         INSERT INTO items (id, name, price) SELECT n, 'c', 1 FROM {N} WHERE n > 8000 AND n <= 8500"
+    ))
+    .await;
+    // A committed change an open transaction holds (and changes again).
+    let mut held = db.app().await;
+    held.query_drop("BEGIN; UPDATE items SET name = 'held' WHERE id = 1200")
+        .await
+        .expect("held update");
+    let (during, t1) = pull_pass(&db.central, "e", &m, Some(t0), 700).await;
+    let rows = during.iter().filter(|c| !c.deleted).count();
+    let tombs = during.iter().filter(|c| c.deleted).count();
+    assert_eq!((rows, tombs), (2599 + 500, 2500));
+    let mut versions: Vec<i64> = during.iter().map(|c| c.version).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), during.len(), "a version was given twice");
+    // One version per stamped row or tombstone, contiguous from the counter.
+    let seq1: i64 = db.scalar("SELECT seq FROM es_ctl").await;
+    assert_eq!(seq1 - seq0, (rows + tombs) as i64);
+    assert_eq!(versions.first(), Some(&(seq0 + 1)));
+    assert_eq!(versions.last(), Some(&seq1));
+    assert!(!ids(&during).contains(&1200));
+    held.query_drop("COMMIT").await.expect("commit");
+    let (after, _) = pull_pass(&db.central, "e", &m, Some(t1), 700).await;
+    assert_eq!(ids(&after), vec![1200]);
+    assert_eq!(after[0].version, seq1 + 1);
+    assert_eq!(
+        after[0].values.as_ref().unwrap()[1],
+        Value::Text("held".into())
+    );
+}

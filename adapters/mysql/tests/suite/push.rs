@@ -575,3 +575,147 @@ async fn a_key_inserted_concurrently_is_waited_for_and_resolved_by_policy() {
     assert_eq!(db.scalar::<String>("SELECT name FROM items").await, "edge");
     assert_eq!(hi(&db, "e").await, Some(1));
 }
+
+/// A push writes each row once, with its final version: no second
+/// `UPDATE` to stamp it (counted by triggers of the test's own), and no
+/// pushed row or tombstone is ever left without a version.
+#[tokio::test]
+async fn a_push_writes_each_row_once_with_its_version() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "CREATE TABLE row_writes (id BIGINT NOT NULL, what VARCHAR(8) NOT NULL, ver BIGINT NULL);
+         CREATE TRIGGER count_ins AFTER INSERT ON items FOR EACH ROW
+           INSERT INTO row_writes VALUES (NEW.id, 'insert', NEW.es_ver);
+         CREATE TRIGGER count_upd AFTER UPDATE ON items FOR EACH ROW
+           INSERT INTO row_writes VALUES (NEW.id, 'update', NEW.es_ver)",
+    )
+    .await;
+    let r = db
+        .central
+        .push(
+            "e",
+            &m,
+            &batch(
+                (1..=20)
+                    .map(|i| upsert(item(i, "a", i, "1"), 0, i, None))
+                    .collect(),
+            ),
+        )
+        .await
+        .expect("push inserts");
+    let mut changes: Vec<_> = (1..=10)
+        .map(|i| {
+            upsert(
+                item(i, "b", i, "1"),
+                0,
+                20 + i,
+                Some(applied(&r.outcomes[i as usize - 1])),
+            )
+        })
+        .collect();
+    changes.push(delete(
+        Value::Int(11),
+        None,
+        31,
+        Some(applied(&r.outcomes[10])),
+    ));
+    let r2 = db
+        .central
+        .push("e", &m, &batch(changes))
+        .await
+        .expect("push updates");
+    let writes: Vec<(String, i64)> = {
+        let mut c = db.app().await;
+        let w = c
+            .query("SELECT what, COUNT(*) FROM row_writes GROUP BY what ORDER BY what")
+            .await
+            .expect("writes");
+        c.disconnect().await.ok();
+        w
+    };
+    assert_eq!(writes, vec![("insert".into(), 20), ("update".into(), 10)]);
+    assert_eq!(
+        db.scalar::<i64>("SELECT COUNT(*) FROM row_writes WHERE ver IS NULL")
+            .await,
+        0
+    );
+    for (i, o) in r2.outcomes.iter().take(10).enumerate() {
+        assert_eq!(applied(o), version(&db, i as i64 + 1).await);
+    }
+    assert_eq!(
+        applied(&r2.outcomes[10]),
+        db.scalar::<i64>("SELECT es_ver FROM es_tombstones WHERE k = '[\"11\"]'")
+            .await
+    );
+    // The counter stands at the highest version handed out.
+    assert_eq!(
+        db.scalar::<i64>("SELECT seq FROM es_ctl").await,
+        db.scalar::<i64>(
+            "SELECT GREATEST((SELECT MAX(es_ver) FROM items), (SELECT MAX(es_ver) FROM es_tombstones))"
+        )
+        .await
+    );
+}
+
+/// The version counter is locked only once the push has read and locked
+/// its rows and decided: a push waiting for an application's row lock does
+/// not hold up other nodes' pulls (their stamping step needs the counter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_waiting_for_a_row_lock_does_not_block_pulls() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ClientWins, DeleteMode::Hard).await;
+    let (_, t0) = pull_pass(&db.central, "reader", &m, None, 100).await;
+    let mut other = db.app().await;
+    other
+        .query_drop("BEGIN; INSERT INTO items (id, name, price) VALUES (1, 'app', 1)")
+        .await
+        .expect("insert");
+    let central = db.central.clone();
+    let m2 = m.clone();
+    let push = tokio::spawn(async move {
+        central
+            .push(
+                "e",
+                &m2,
+                &batch(vec![
+                    upsert(item(1, "edge", 1, "1"), 0, 1, None),
+                    upsert(item(2, "edge", 1, "1"), 0, 2, None),
+                ]),
+            )
+            .await
+    });
+    for _ in 0..1000 {
+        let waiting: i64 = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+                  WHERE DB = '{}' AND COMMAND = 'Execute' AND INFO LIKE '%FOR UPDATE%'",
+                db.name
+            ))
+            .await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // An application change committed meanwhile is stamped and delivered
+    // while the push still waits.
+    db.exec("INSERT INTO items (id, name, price) VALUES (50, 'other', 1)")
+        .await;
+    let (during, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        pull_pass(&db.central, "reader", &m, Some(t0), 100),
+    )
+    .await
+    .expect("a pull waited for a push that waits for a row lock");
+    assert_eq!(ids(&during), vec![50]);
+    assert!(!push.is_finished());
+    other.query_drop("COMMIT").await.expect("commit");
+    let r = push.await.expect("join").expect("push");
+    assert_eq!(r.conflicts, 1);
+    assert_eq!(
+        db.scalar::<i64>("SELECT COUNT(*) FROM items WHERE name = 'edge' AND es_ver IS NOT NULL")
+            .await,
+        2
+    );
+}
