@@ -39,8 +39,14 @@ CREATE TABLE IF NOT EXISTS {{schema}}.es_tombstones (
     PRIMARY KEY (tbl, key)
 );
 ;;
--- step: tombstones_txid | index for pulling the tombstones written after a snapshot
-CREATE INDEX IF NOT EXISTS es_tombstones_txid ON {{schema}}.es_tombstones (tbl, es_txid);
+-- step: tombstones_pull | index for pulling the tombstones written after a snapshot
+-- A pull pages through a table's new tombstones in (es_txid, key) order, as
+-- through its rows (see init_table.sql), one range scan of this index a page.
+-- It also serves the retention purge (tbl, es_txid).
+CREATE INDEX IF NOT EXISTS es_tombstones_pull ON {{schema}}.es_tombstones (tbl, es_txid, key);
+;;
+-- step: tombstones_txid_old | drop the (tbl, es_txid) index an older edgesync created (es_tombstones_pull above replaces it)
+DROP INDEX IF EXISTS {{schema}}.es_tombstones_txid;
 ;;
 -- step: conflicts | the conflict log (every conflict, however resolved; manual ones stay open)
 -- base_json/local_json/central_json/result_json: JSON lists of [column, value].

@@ -171,7 +171,7 @@ fn shared_object(step: &str) -> &str {
         "sequence" => "es_version",
         "nodes" => "es_nodes",
         "tombstones" => "es_tombstones",
-        "tombstones_txid" => "es_tombstones_txid",
+        "tombstones_pull" => "es_tombstones_pull",
         "pulls" => "es_pulls",
         "purged" => "es_purged",
         _ => "es_conflicts",
@@ -200,6 +200,9 @@ pub async fn plan_init(pool: &PgPool, tables: &[TableMapping]) -> Result<Vec<Sta
                     }
                     None => false,
                 }
+            } else if step.id == "tombstones_txid_old" {
+                // Dropped where an older edgesync left it.
+                relation_exists(&mut conn, &schema, "es_tombstones_txid").await?
             } else {
                 !relation_exists(&mut conn, &schema, shared_object(&step.id)).await?
             };
@@ -388,7 +391,7 @@ mod tests {
         for t in [INIT_SHARED, DEINIT_SHARED] {
             let s = steps(t, &as_refs(&shared)).expect("steps");
             assert!(s.iter().all(|s| !s.purpose.is_empty()));
-            assert_eq!(s.len(), if t == INIT_SHARED { 8 } else { 6 });
+            assert_eq!(s.len(), if t == INIT_SHARED { 9 } else { 6 });
         }
     }
 }

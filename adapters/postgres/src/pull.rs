@@ -44,8 +44,10 @@
 //! incremental pass reads every changed row and flags the ones out of the
 //! node's scope as move-outs.
 //!
-//! The tombstones are paged in key order after a key cursor in both kinds of
-//! pass.
+//! The tombstones follow the rows in the same two orders: key order in a full
+//! pass, `(es_txid, key)` order over `es_tombstones_pull` in an incremental
+//! one (a tombstone rewritten during the pass, by a delete of a re-inserted
+//! key, carries a transaction the target snapshot does not see, as above).
 
 use edgesync_core::filter::Scope;
 use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
@@ -68,16 +70,16 @@ struct Token {
     target: Option<String>,
     /// Rows first, then tombstones.
     phase: Phase,
-    /// Key cursor (key text values) of the last change delivered in `phase`,
-    /// in key order: the rows of a full pass, the tombstones of any pass.
+    /// Key cursor (key text values) of the last change delivered in `phase`
+    /// by a full pass, in key order.
     after: Option<Vec<String>>,
-    /// Cursor of the last row delivered by an incremental pass (the rows
-    /// phase with `wm` set), in `(es_txid, key)` order.
+    /// Cursor of the last change delivered in `phase` by an incremental
+    /// pass (`wm` set), in `(es_txid, key)` order.
     ///
     /// A field of its own rather than an `es_txid` next to `after`: an older
     /// edgesync, which pages incremental rows in key order after `after`,
-    /// ignores it, sees no cursor and starts the rows phase again, where it
-    /// would take a key here as a key-order cursor and skip the rows with
+    /// ignores it, sees no cursor and starts the phase again, where it
+    /// would take a key here as a key-order cursor and skip the changes with
     /// smaller keys not yet delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     since: Option<TxCursor>,
@@ -133,13 +135,13 @@ impl Token {
     }
 
     /// The token with any cursor that does not fit its pass dropped. An
-    /// older edgesync paged an incremental pass's rows in key order: its
-    /// key cursor in the middle of such a pass means nothing in `(es_txid,
-    /// key)` order, so that pass's rows phase starts again from the
-    /// beginning (same target: the rows it delivered again, the edge skips
+    /// older edgesync paged an incremental pass's rows and tombstones in
+    /// key order: its key cursor in the middle of such a pass means nothing
+    /// in `(es_txid, key)` order, so that pass's phase starts again from
+    /// the beginning (same target: what it delivers again, the edge skips
     /// as versions it has).
     fn upgraded(mut self) -> Token {
-        if self.phase == Phase::Rows && self.wm.is_some() {
+        if self.wm.is_some() {
             self.after = None;
         } else {
             self.since = None;
@@ -147,8 +149,8 @@ impl Token {
         self
     }
 
-    /// Where the rows phase resumes, in the order of this kind of pass.
-    fn rows_cursor(&self) -> Option<Cursor> {
+    /// Where the current phase resumes, in the order of this kind of pass.
+    fn cursor(&self) -> Option<Cursor> {
         match self.wm {
             None => self.after.clone().map(Cursor::Key),
             Some(_) => self.since.clone().map(Cursor::Tx),
@@ -214,22 +216,22 @@ async fn read_page(
         scope,
     };
     let mut changes = Vec::new();
-    let mut after = tok.after.clone();
+    let mut cursor = tok.cursor();
     if tok.phase == Phase::Rows {
-        let (rows, last) = page.rows(conn, tok.rows_cursor(), limit).await?;
+        let (rows, last) = page.rows(conn, cursor, limit).await?;
         let full = rows.len() == limit;
         changes = rows;
         if full {
             return page.more(changes, target, Phase::Rows, last);
         }
-        after = None;
+        cursor = None;
     }
     let remaining = limit - changes.len();
-    let (tombs, last) = page.tombs(conn, after.as_deref(), remaining).await?;
+    let (tombs, last) = page.tombs(conn, cursor, remaining).await?;
     let full = tombs.len() == remaining;
     changes.extend(tombs);
     if full {
-        return page.more(changes, target, Phase::Tombs, last.map(Cursor::Key));
+        return page.more(changes, target, Phase::Tombs, last);
     }
     let token = Token {
         wm: Some(target),
@@ -462,22 +464,46 @@ impl Page<'_> {
         Ok((out, last))
     }
 
-    /// The next tombstones in key order after `after`.
+    /// The next tombstones after `after`, in key order (a full pass) or in
+    /// `(es_txid, key)` order (an incremental pass); with the last one's
+    /// cursor.
     async fn tombs(
         &self,
         conn: &mut PgConnection,
-        after: Option<&[String]>,
+        after: Option<Cursor>,
         limit: usize,
-    ) -> Result<(Vec<Change>, Option<Vec<String>>)> {
+    ) -> Result<(Vec<Change>, Option<Cursor>)> {
         let t = self.table;
+        let by_txid = self.wm.is_some();
         let mut p = Params::default();
         let tbl = p.text(sql::tbl_id(&t.central));
-        let mut filter = format!("ts.tbl = {tbl} AND {}", self.filter(&mut p, "ts", true));
-        if let Some(after) = after {
-            let json = serde_json::to_string(after)
-                .map_err(|e| Error::internal(format!("cannot encode a cursor: {e}")))?;
-            filter.push_str(&format!(" AND ts.key > {}::jsonb", p.text(json)));
+        let mut filter = format!(
+            "ts.tbl = {tbl} AND {}",
+            self.filter(&mut p, "ts", after.is_none())
+        );
+        let encode = |key: &[String]| {
+            serde_json::to_string(key)
+                .map_err(|e| Error::internal(format!("cannot encode a cursor: {e}")))
+        };
+        match (&after, by_txid) {
+            (None, _) => {}
+            (Some(Cursor::Key(k)), false) => {
+                filter.push_str(&format!(" AND ts.key > {}::jsonb", p.text(encode(k)?)));
+            }
+            (Some(Cursor::Tx(c)), true) => {
+                let txid = p.int(c.txid);
+                let key = p.text(encode(&c.key)?);
+                filter.push_str(&format!(
+                    " AND (ts.es_txid, ts.key) > ({txid}, {key}::jsonb)"
+                ));
+            }
+            _ => return Err(Error::internal("a pull cursor of the other kind of pass")),
         }
+        let order = if by_txid {
+            "ts.es_txid, ts.key"
+        } else {
+            "ts.key"
+        };
         let keys: Vec<String> = t
             .key
             .iter()
@@ -490,8 +516,8 @@ impl Page<'_> {
             .collect();
         let lim = p.int(i64::try_from(limit).unwrap_or(i64::MAX));
         let query = format!(
-            "SELECT ts.key::text, {keys}, ts.es_ver, ts.es_hlc FROM {tombs} AS ts
-              WHERE {filter} ORDER BY ts.key LIMIT {lim}",
+            "SELECT ts.key::text, {keys}, ts.es_ver, ts.es_hlc, ts.es_txid FROM {tombs} AS ts
+              WHERE {filter} ORDER BY {order} LIMIT {lim}",
             keys = keys.join(", "),
             tombs = sql::meta(&t.central, "es_tombstones"),
         );
@@ -522,11 +548,19 @@ impl Page<'_> {
                 hlc: get(r, 2 + nk)?,
             });
             let text: String = get(r, 0)?;
-            last = Some(serde_json::from_str(&text).map_err(|e| {
+            let key: Vec<String> = serde_json::from_str(&text).map_err(|e| {
                 Error::value(format!(
                     "tombstone key {text} is not a JSON array of text: {e}"
                 ))
-            })?);
+            })?;
+            last = Some(if by_txid {
+                Cursor::Tx(TxCursor {
+                    txid: get(r, 3 + nk)?,
+                    key,
+                })
+            } else {
+                Cursor::Key(key)
+            });
         }
         Ok((out, last))
     }
@@ -679,25 +713,42 @@ mod tests {
     }
 
     #[test]
-    fn an_older_token_in_an_incremental_rows_phase_restarts_that_phase() {
+    fn an_older_token_in_an_incremental_pass_restarts_its_phase() {
         // Written by an older edgesync mid-pass: a key-order cursor.
         let t = upgraded(r#"{"wm":"10:12:11","target":"20:20:","phase":"rows","after":["7"]}"#);
         assert_eq!(t.after, None);
-        assert_eq!(t.rows_cursor(), None);
+        assert_eq!(t.cursor(), None);
         assert_eq!(t.target.as_deref(), Some("20:20:"));
         assert_eq!(t.wm.as_deref(), Some("10:12:11"));
         // Its initial load and tombstone cursors are still key cursors.
         let t = upgraded(r#"{"wm":null,"target":"20:20:","phase":"rows","after":["7"]}"#);
-        assert_eq!(t.rows_cursor(), Some(Cursor::Key(vec!["7".into()])));
+        assert_eq!(t.cursor(), Some(Cursor::Key(vec!["7".into()])));
+        // An incremental pass's tombstones went in key order too: that phase
+        // starts again.
         let t = upgraded(r#"{"wm":"10:12:11","target":"20:20:","phase":"tombs","after":["7"]}"#);
-        assert_eq!(t.after, Some(vec!["7".into()]));
+        assert_eq!(t.after, None);
+        assert_eq!(t.cursor(), None);
+        assert_eq!(t.phase, Phase::Tombs);
+        let t = upgraded(r#"{"wm":null,"target":"20:20:","phase":"tombs","after":["7"]}"#);
+        assert_eq!(t.cursor(), Some(Cursor::Key(vec!["7".into()])));
+        let t = upgraded(
+            r#"{"wm":"10:12:11","target":"20:20:","phase":"tombs","after":null,
+                "since":{"txid":15,"key":["7"]}}"#,
+        );
+        assert_eq!(
+            t.cursor(),
+            Some(Cursor::Tx(TxCursor {
+                txid: 15,
+                key: vec!["7".into()]
+            }))
+        );
         // A current one keeps its (es_txid, key) cursor.
         let t = upgraded(
             r#"{"wm":"10:12:11","target":"20:20:","phase":"rows","after":null,
                 "since":{"txid":15,"key":["7"]}}"#,
         );
         assert_eq!(
-            t.rows_cursor(),
+            t.cursor(),
             Some(Cursor::Tx(TxCursor {
                 txid: 15,
                 key: vec!["7".into()]

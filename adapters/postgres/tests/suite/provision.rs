@@ -488,3 +488,55 @@ async fn the_pull_index_follows_a_composite_key_in_its_order() {
         )]
     );
 }
+
+/// The shared tombstone index of an older edgesync, `(tbl, es_txid)`, gives
+/// way to `es_tombstones_pull` on `(tbl, es_txid, key)` (pulls page
+/// tombstones in that order); a second init-sync plans nothing.
+#[tokio::test]
+async fn the_tombstone_index_of_an_older_edgesync_is_replaced_by_the_pull_index() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let tomb_indexes = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'es_tombstones'
+              AND indexname <> 'es_tombstones_pkey' ORDER BY indexname",
+        )
+        .fetch_all(db.pool())
+        .await
+        .expect("indexes")
+    };
+    let current = vec![
+        "CREATE INDEX es_tombstones_pull ON public.es_tombstones USING btree (tbl, es_txid, key)"
+            .to_string(),
+    ];
+    assert_eq!(tomb_indexes().await, current);
+
+    db.exec(
+        "DROP INDEX es_tombstones_pull;
+         CREATE INDEX es_tombstones_txid ON es_tombstones (tbl, es_txid)",
+    )
+    .await;
+    let plan = db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan");
+    let sql: Vec<&str> = plan.iter().map(|s| s.sql.as_str()).collect();
+    assert_eq!(plan.len(), 2, "{plan:#?}");
+    assert!(
+        sql[0].contains("CREATE INDEX IF NOT EXISTS es_tombstones_pull"),
+        "{sql:#?}"
+    );
+    assert_eq!(
+        sql[1],
+        "DROP INDEX IF EXISTS \"public\".es_tombstones_txid;"
+    );
+    db.central.execute(&plan).await.expect("execute");
+    assert_eq!(tomb_indexes().await, current);
+    assert!(db
+        .central
+        .plan_init(std::slice::from_ref(&m))
+        .await
+        .expect("plan")
+        .is_empty());
+}

@@ -468,3 +468,75 @@ async fn a_scoped_incremental_pass_over_several_pages_moves_rows_out_and_in() {
     let (next, _) = pass(Some(t1)).await;
     assert!(next.is_empty(), "{next:?}");
 }
+
+/// An incremental pass pages the tombstones in `(es_txid, key)` order too:
+/// three deleting transactions come out in their own order, each by key; a
+/// tombstone rewritten mid-pass (its key re-inserted and deleted again),
+/// before or behind the cursor, is delivered at its new version, in this
+/// pass or the next (a change newer than the pass's target may come in both,
+/// which the edge skips as a version it has).
+#[tokio::test]
+async fn an_incremental_pass_pages_tombstones_by_transaction_and_loses_none_rewritten_mid_pass() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let values: Vec<String> = (1..=30).map(|i| format!("({i}, 'n{i}', 1)")).collect();
+    db.exec(&format!(
+        "INSERT INTO items (id, name, price) VALUES {}",
+        values.join(", ")
+    ))
+    .await;
+    let (_, wm) = pull_pass(&db.central, "e", &m, None, 100).await;
+
+    // Deleted by three transactions, in an order unlike the keys'.
+    db.exec("DELETE FROM items WHERE id BETWEEN 15 AND 20")
+        .await;
+    db.exec("DELETE FROM items WHERE id BETWEEN 1 AND 7").await;
+    db.exec("DELETE FROM items WHERE id BETWEEN 8 AND 14").await;
+
+    // First page of 4: by transaction, then key.
+    let first = db.central.pull("e", &m, Some(&wm), 4).await.expect("page");
+    assert!(!first.done);
+    assert_eq!(ids(&first.changes), vec![15, 16, 17, 18]);
+    assert!(first
+        .changes
+        .iter()
+        .all(|c| c.deleted && c.values.is_none()));
+    // Mid-pass: 16 (delivered) and 3 (not yet) are re-inserted and deleted
+    // again; their tombstones move to a newer transaction.
+    db.exec("INSERT INTO items (id, name, price) VALUES (16, 'again', 1), (3, 'again', 1)")
+        .await;
+    db.exec("DELETE FROM items WHERE id IN (3, 16)").await;
+
+    let (rest, next) = pull_pass(&db.central, "e", &m, Some(first.token), 4).await;
+    let mut got = first.changes.clone();
+    got.extend(rest);
+    let (next_pass, _) = pull_pass(&db.central, "e", &m, Some(next), 4).await;
+    got.extend(next_pass);
+    // Every deleted key, at its latest tombstone version.
+    let mut latest = std::collections::BTreeMap::new();
+    for c in &got {
+        assert!(c.deleted, "{c:?}");
+        let id = ids(std::slice::from_ref(c))[0];
+        let v = latest.entry(id).or_insert(c.version);
+        *v = (*v).max(c.version);
+    }
+    assert_eq!(
+        latest.keys().copied().collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    for (id, v) in &latest {
+        let tomb: i64 = sqlx::query_scalar(
+            "SELECT es_ver FROM es_tombstones WHERE key = jsonb_build_array($1::text)",
+        )
+        .bind(id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .expect("tombstone");
+        assert_eq!(*v, tomb, "key {id}");
+    }
+    // The order within the first pass's remaining deletes: 19, 20, then
+    // 1..=7 without 3 or with it (the cursor had not reached it), 8..=14.
+    let order = ids(&got);
+    let pos = |id: i64| order.iter().position(|&x| x == id).expect("delivered");
+    assert!(pos(20) < pos(1) && pos(7) < pos(8) && pos(14) < order.len());
+}
