@@ -216,19 +216,25 @@ impl EdgeDb {
     pub async fn apply_pull(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
         edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
         let (table, page) = (table.clone(), page.clone());
-        self.run(move |c| {
-            // A re-pull fetching columns the central gained (`edge/evolve.rs`).
-            let refilled = evolve::refill(c, &table, &page)?;
-            let mut stats = pull::apply_pull(c, &table, &page)?;
-            if let Some(n) = refilled {
-                stats.applied += n;
-                if page.done {
-                    evolve::end_refill(c, &table.edge)?;
+        let (stats, copy) = self
+            .run(move |c| {
+                // A re-pull fetching columns the central gained (`edge/evolve.rs`).
+                let refilled = evolve::refill(c, &table, &page)?;
+                let mut stats = pull::apply_pull(c, &table, &page)?;
+                if let Some(n) = refilled {
+                    stats.applied += n;
+                    if page.done {
+                        evolve::end_refill(c, &table.edge)?;
+                    }
                 }
-            }
-            Ok(stats)
-        })
-        .await
+                // The copy goes back to be freed here: freeing a page's
+                // values is a few percent of the connection thread's time,
+                // and that thread is what an initial load waits on.
+                Ok((stats, page))
+            })
+            .await?;
+        drop(copy);
+        Ok(stats)
     }
 
     /// Set a local change the central refused aside, with its error, and move
@@ -256,24 +262,28 @@ impl EdgeDb {
             )?;
         }
         let pages = pages.to_vec();
-        self.run(move |c| {
-            // Re-pulls fetching columns the central gained (`edge/evolve.rs`).
-            let mut refilled = Vec::with_capacity(pages.len());
-            for (table, page) in &pages {
-                refilled.push(evolve::refill(c, table, page)?);
-            }
-            let mut stats = pull::apply_pulls(c, &pages)?;
-            for (((table, page), n), s) in pages.iter().zip(refilled).zip(stats.iter_mut()) {
-                if let Some(n) = n {
-                    s.applied += n;
-                    if page.done {
-                        evolve::end_refill(c, &table.edge)?;
+        let (stats, copy) = self
+            .run(move |c| {
+                // Re-pulls fetching columns the central gained (`edge/evolve.rs`).
+                let mut refilled = Vec::with_capacity(pages.len());
+                for (table, page) in &pages {
+                    refilled.push(evolve::refill(c, table, page)?);
+                }
+                let mut stats = pull::apply_pulls(c, &pages)?;
+                for (((table, page), n), s) in pages.iter().zip(refilled).zip(stats.iter_mut()) {
+                    if let Some(n) = n {
+                        s.applied += n;
+                        if page.done {
+                            evolve::end_refill(c, &table.edge)?;
+                        }
                     }
                 }
-            }
-            Ok(stats)
-        })
-        .await
+                // Freed here, not on the connection thread (see `apply_pull`).
+                Ok((stats, pages))
+            })
+            .await?;
+        drop(copy);
+        Ok(stats)
     }
 
     /// Start a re-snapshot of `table` (its pull position is older than the
