@@ -214,27 +214,33 @@ impl EdgeDb {
     /// A page read with another column layout than `table`'s (its schema
     /// fingerprint differs) is refused with a `Schema` error, unapplied.
     pub async fn apply_pull(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
+        self.apply_pull_owned(table, page.clone()).await
+    }
+
+    /// [`EdgeDb::apply_pull`], taking the page: it moves to the connection
+    /// thread as it is, instead of being copied there (the copy, and freeing
+    /// it, ran on the task that reads the central, which an initial load
+    /// waits on once the edge side is fast).
+    pub async fn apply_pull_owned(
+        &self,
+        table: &TableMapping,
+        page: PullPage,
+    ) -> Result<ApplyStats> {
         edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
-        let (table, page) = (table.clone(), page.clone());
-        let (stats, copy) = self
-            .run(move |c| {
-                // A re-pull fetching columns the central gained (`edge/evolve.rs`).
-                let refilled = evolve::refill(c, &table, &page)?;
-                let mut stats = pull::apply_pull(c, &table, &page)?;
-                if let Some(n) = refilled {
-                    stats.applied += n;
-                    if page.done {
-                        evolve::end_refill(c, &table.edge)?;
-                    }
+        let table = table.clone();
+        self.run(move |c| {
+            // A re-pull fetching columns the central gained (`edge/evolve.rs`).
+            let refilled = evolve::refill(c, &table, &page)?;
+            let mut stats = pull::apply_pull(c, &table, &page)?;
+            if let Some(n) = refilled {
+                stats.applied += n;
+                if page.done {
+                    evolve::end_refill(c, &table.edge)?;
                 }
-                // The copy goes back to be freed here: freeing a page's
-                // values is a few percent of the connection thread's time,
-                // and that thread is what an initial load waits on.
-                Ok((stats, page))
-            })
-            .await?;
-        drop(copy);
-        Ok(stats)
+            }
+            Ok(stats)
+        })
+        .await
     }
 
     /// Set a local change the central refused aside, with its error, and move
@@ -262,28 +268,24 @@ impl EdgeDb {
             )?;
         }
         let pages = pages.to_vec();
-        let (stats, copy) = self
-            .run(move |c| {
-                // Re-pulls fetching columns the central gained (`edge/evolve.rs`).
-                let mut refilled = Vec::with_capacity(pages.len());
-                for (table, page) in &pages {
-                    refilled.push(evolve::refill(c, table, page)?);
-                }
-                let mut stats = pull::apply_pulls(c, &pages)?;
-                for (((table, page), n), s) in pages.iter().zip(refilled).zip(stats.iter_mut()) {
-                    if let Some(n) = n {
-                        s.applied += n;
-                        if page.done {
-                            evolve::end_refill(c, &table.edge)?;
-                        }
+        self.run(move |c| {
+            // Re-pulls fetching columns the central gained (`edge/evolve.rs`).
+            let mut refilled = Vec::with_capacity(pages.len());
+            for (table, page) in &pages {
+                refilled.push(evolve::refill(c, table, page)?);
+            }
+            let mut stats = pull::apply_pulls(c, &pages)?;
+            for (((table, page), n), s) in pages.iter().zip(refilled).zip(stats.iter_mut()) {
+                if let Some(n) = n {
+                    s.applied += n;
+                    if page.done {
+                        evolve::end_refill(c, &table.edge)?;
                     }
                 }
-                // Freed here, not on the connection thread (see `apply_pull`).
-                Ok((stats, pages))
-            })
-            .await?;
-        drop(copy);
-        Ok(stats)
+            }
+            Ok(stats)
+        })
+        .await
     }
 
     /// Start a re-snapshot of `table` (its pull position is older than the
