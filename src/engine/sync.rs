@@ -199,14 +199,14 @@ pub async fn pull_table(
     let mut page = fetch(token).await?;
     loop {
         if page.done {
-            let applied = db.apply_pull(table, &page).await?;
+            let applied = db.apply_pull_owned(table, page).await?;
             stats.pulled += applied.applied;
             stats.pull_pages += 1;
             progress.advance(applied.applied);
             return Ok(());
         }
-        let (applied, next) =
-            tokio::join!(db.apply_pull(table, &page), fetch(Some(page.token.clone())));
+        let token = page.token.clone();
+        let (applied, next) = tokio::join!(db.apply_pull_owned(table, page), fetch(Some(token)));
         let applied = applied?;
         stats.pulled += applied.applied;
         stats.pull_pages += 1;

@@ -214,8 +214,20 @@ impl EdgeDb {
     /// A page read with another column layout than `table`'s (its schema
     /// fingerprint differs) is refused with a `Schema` error, unapplied.
     pub async fn apply_pull(&self, table: &TableMapping, page: &PullPage) -> Result<ApplyStats> {
+        self.apply_pull_owned(table, page.clone()).await
+    }
+
+    /// [`EdgeDb::apply_pull`], taking the page: it moves to the connection
+    /// thread as it is, instead of being copied there (the copy, and freeing
+    /// it, ran on the task that reads the central, which an initial load
+    /// waits on once the edge side is fast).
+    pub async fn apply_pull_owned(
+        &self,
+        table: &TableMapping,
+        page: PullPage,
+    ) -> Result<ApplyStats> {
         edgesync_core::change::check_fingerprint(table, page.fingerprint.as_deref(), "pull page")?;
-        let (table, page) = (table.clone(), page.clone());
+        let table = table.clone();
         self.run(move |c| {
             // A re-pull fetching columns the central gained (`edge/evolve.rs`).
             let refilled = evolve::refill(c, &table, &page)?;

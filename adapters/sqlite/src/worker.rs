@@ -53,6 +53,7 @@ impl Worker {
                 };
                 while let Ok(job) = queue.recv() {
                     job(&mut conn);
+                    triggers_on(&conn);
                 }
                 if let Err((_, e)) = conn.close() {
                     tracing::warn!(error = %e, "closing sqlite connection");
@@ -85,6 +86,19 @@ impl Worker {
             .map_err(|_| Error::internal("the sqlite worker thread has stopped"))?;
         rx.await
             .map_err(|_| Error::internal("the sqlite worker dropped a request"))?
+    }
+}
+
+/// Between jobs a connection always has its triggers on: a pull apply turns
+/// them off for its page only (`edge/pull.rs`) and back on itself, also on
+/// its error paths; this catches any path that would not have.
+fn triggers_on(conn: &Connection) {
+    use rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER as TRIGGERS;
+    if let Ok(false) = conn.db_config(TRIGGERS) {
+        tracing::error!("triggers were left off after a job; turning them back on");
+        if let Err(e) = conn.set_db_config(TRIGGERS, true) {
+            tracing::error!(error = %e, "cannot turn triggers back on");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Test modules and shared helpers.
 
 mod central;
+mod edge_apply;
 mod edge_base;
 mod edge_capture;
 mod edge_provision;
