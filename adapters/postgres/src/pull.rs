@@ -175,8 +175,12 @@ pub async fn pull(
     let tok = Token::parse(token, table)?;
     let doing = format!("pulling from {}", table.central);
     // sync.retention: a position the purge has passed is refused (a full
-    // pass, without `wm`, never is); where the node stands is recorded.
-    crate::retention::admit(pool, node, table, tok.wm.as_deref())
+    // pass, without `wm`, never is), on every page: a node gone quiet in
+    // the middle of a pass may have been purged as departed since. Where
+    // the node stands is recorded at a pass's first page only (no target
+    // yet): it is the pass's `wm` until the pass ends, so the later pages
+    // would write the same position again, one write transaction a page.
+    crate::retention::admit(pool, node, table, tok.wm.as_deref(), tok.target.is_none())
         .await
         .map_err(|e| e.context(&doing))?;
     // A full pass builds the edge's table: it includes the node's own rows

@@ -28,13 +28,16 @@ const UNDEFINED_TABLE: &str = "42P01";
 
 /// Before a pull of `table` by `node` from the previous pass's snapshot
 /// `wm` (`None`: a full pass): refuse a position the purge has passed, and
-/// record where the node stands. Without `es_pulls` (provisioned by an
-/// older edgesync; re-run init-sync) there is nothing to check or record.
+/// record where the node stands (`record`: the pull already recorded this
+/// position at its pass's first page, and a write transaction a page is not
+/// free). Without `es_pulls` (provisioned by an older edgesync; re-run
+/// init-sync) there is nothing to check or record.
 pub(crate) async fn admit(
     pool: &PgPool,
     node: &str,
     table: &TableMapping,
     wm: Option<&str>,
+    record: bool,
 ) -> Result<()> {
     let q = &table.central;
     let tbl = sql::tbl_id(q);
@@ -65,6 +68,9 @@ pub(crate) async fn admit(
                  be loaded afresh"
             ),
         ));
+    }
+    if !record {
+        return Ok(());
     }
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {} (node, tbl, snap, at) VALUES ($1, $2, $3, now()) \

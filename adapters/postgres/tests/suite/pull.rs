@@ -540,3 +540,58 @@ async fn an_incremental_pass_pages_tombstones_by_transaction_and_loses_none_rewr
     let pos = |id: i64| order.iter().position(|&x| x == id).expect("delivered");
     assert!(pos(20) < pos(1) && pos(7) < pos(8) && pos(14) < order.len());
 }
+
+/// sync.retention bookkeeping in a pass: the node's position is recorded at
+/// the pass's first page (later pages leave it), and every page, not only
+/// the first, refuses a position a purge has passed since.
+#[tokio::test]
+async fn a_pass_records_its_position_once_and_every_page_checks_the_purge() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let values: Vec<String> = (1..=10).map(|i| format!("({i}, 'n{i}', 1)")).collect();
+    db.exec(&format!(
+        "INSERT INTO items (id, name, price) VALUES {}",
+        values.join(", ")
+    ))
+    .await;
+    let (_, wm) = pull_pass(&db.central, "e", &m, None, 100).await;
+    db.exec("UPDATE items SET name = name || '!'").await;
+
+    let first = db
+        .central
+        .pull("e", &m, Some(&wm), 3)
+        .await
+        .expect("page 1");
+    assert!(!first.done);
+    let recorded = || async {
+        sqlx::query_as::<_, (Option<String>, chrono::DateTime<chrono::Utc>)>(
+            "SELECT snap, at FROM es_pulls WHERE node = 'e'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .expect("es_pulls row")
+    };
+    let (snap, at) = recorded().await;
+    let wm_snap: String = serde_json::from_str::<serde_json::Value>(&wm).expect("token")["wm"]
+        .as_str()
+        .expect("wm")
+        .to_string();
+    assert_eq!(snap.as_deref(), Some(wm_snap.as_str()));
+    let second = db
+        .central
+        .pull("e", &m, Some(&first.token), 3)
+        .await
+        .expect("page 2");
+    assert_eq!(recorded().await, (snap, at), "a later page wrote again");
+
+    // A purge past the node's position (as if it had been dropped as
+    // departed mid-pass): the next page is refused with Resnapshot.
+    db.exec("INSERT INTO es_purged (tbl, txid, at) VALUES ('public.items', txid_current(), now())")
+        .await;
+    let err = db
+        .central
+        .pull("e", &m, Some(&second.token), 3)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), edgesync_core::ErrorKind::Resnapshot, "{err}");
+}
