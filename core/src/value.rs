@@ -206,6 +206,27 @@ pub fn parse_time(s: &str) -> Option<NaiveTime> {
         .ok()
 }
 
+/// Is `s` exactly what [`canonical_decimal`] makes of it: an optional `-`
+/// (not on a zero), an integer part without redundant leading zeros, and an
+/// optional non-empty fraction? The adapters' fast paths take such text as
+/// it is instead of rebuilding it.
+pub fn is_canonical_decimal(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return false;
+    }
+    if int.len() > 1 && int.starts_with('0') {
+        return false;
+    }
+    let zero = int == "0" && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
+    !(zero && body.len() != s.len())
+}
+
 /// Check and canonicalise decimal text: optional sign, digits, optional
 /// fraction; exponents are expanded. Leading `+` and redundant leading zeros
 /// are removed; the scale (trailing zeros) is kept.
@@ -305,6 +326,59 @@ pub mod hex_bytes {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_decimals_are_recognised_exactly() {
+        let mut cases: Vec<String> = [
+            "0",
+            "1",
+            "-1",
+            "0.00",
+            "-0.00",
+            "00",
+            "01.5",
+            "1.",
+            ".5",
+            "+1",
+            "1e3",
+            "12.30",
+            "-12.30",
+            "0.001",
+            "-0.001",
+            "-0",
+            "1.2.3",
+            "",
+            "-",
+            "1a",
+            " 1",
+            "1 ",
+            "100",
+            "10.0",
+            "-.5",
+            "0.",
+            "-00.1",
+            "1234567890123456789012345678.9012345678",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        cases.extend((-1200i64..1200).map(|i| format!("{}.{:02}", i / 100, (i % 100).abs())));
+        let mut fast = 0;
+        for s in &cases {
+            let canonical = canonical_decimal(s).ok();
+            if is_canonical_decimal(s) {
+                assert_eq!(
+                    canonical.as_deref(),
+                    Some(s.as_str()),
+                    "{s:?} taken as canonical"
+                );
+                fast += 1;
+            } else {
+                assert_ne!(canonical.as_deref(), Some(s.as_str()), "{s:?} is canonical");
+            }
+        }
+        assert!(fast > 2000, "{fast}");
+    }
+
     use super::*;
 
     #[test]

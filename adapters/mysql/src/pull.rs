@@ -14,6 +14,7 @@
 //! converted row by row; a page holds at most `limit` changes.
 
 use edgesync_core::filter::Scope;
+use edgesync_core::value::is_canonical_decimal;
 use edgesync_core::{Change, ColType, Error, ErrorKind, PullPage, Result, TableMapping, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{IsolationLevel, Pool, Row, Transaction, TxOpts, Value as My};
@@ -384,26 +385,6 @@ pub(crate) fn decode(v: My, ty: ColType, what: &str) -> Result<Value> {
         (v, _) => v,
     };
     types::decode(v, ty, what)
-}
-
-/// Is `s` exactly what `canonical_decimal` makes of it: an optional `-`
-/// (not on a zero), an integer part without redundant leading zeros, and
-/// an optional non-empty fraction?
-fn is_canonical_decimal(s: &str) -> bool {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
-        return false;
-    }
-    if int.len() > 1 && int.starts_with('0') {
-        return false;
-    }
-    let zero = int == "0" && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
-    !(zero && body.len() != s.len())
 }
 
 fn int(v: My) -> Result<i64> {
