@@ -186,6 +186,7 @@ pub(crate) async fn columns<Q: Queryable>(
                 charset,
                 collation,
                 json_check,
+                nullable,
             },
             has_default: default.is_some() || extra.contains("auto_increment") || generated,
             nullable,

@@ -40,6 +40,9 @@ pub struct Native {
     /// MariaDB: a `LONGTEXT` column with a `json_valid()` check, which is
     /// what MariaDB's `JSON` type is.
     pub json_check: bool,
+    /// `IS_NULLABLE`: the column may hold NULL (a key column can only when
+    /// the key is a `UNIQUE` index, never a primary key).
+    pub nullable: bool,
 }
 
 /// The canonical type of a column; `Err` carries what to tell the user (the
