@@ -1,17 +1,49 @@
 //! Commit-safe, resumable pulls.
 //!
 //! Every pull call first runs the stamping step (`stamp.rs`), which gives
-//! versions to committed changes in commit order. Then, in one `REPEATABLE
-//! READ` consistent snapshot, it reads the rows and the tombstones whose
-//! version is above the token's, ordered by version, merges them and keeps
-//! the first `limit`. The token is the highest version delivered: because a
-//! version becomes visible only after every smaller one is, "above the
-//! highest version delivered" misses nothing — a transaction that commits
-//! late is stamped late, with a later version, and delivered by a later page.
+//! versions to committed changes in commit order, so a version becomes
+//! visible only after every smaller one is. Each page is then read in one
+//! `REPEATABLE READ` consistent snapshot.
 //!
-//! Paging by version makes every page a resume point: an interrupted initial
-//! load restarts from its last stored token. Result sets are streamed and
-//! converted row by row; a page holds at most `limit` changes.
+//! An incremental pass reads the rows and the tombstones whose version is
+//! above the token's, ordered by version, merges them and keeps the first
+//! `limit`. The token is the highest version delivered: because versions
+//! become visible in order, "above the highest version delivered" misses
+//! nothing — a transaction that commits late is stamped late, with a later
+//! version, and delivered by a later page.
+//!
+//! A full pass (the initial load) pages its rows in key order instead, which
+//! reads the table along its primary key (the version order walks the
+//! `es_ver` index and looks up every row in the clustered index):
+//!
+//! 1. Its first page, inside its snapshot, takes the pass's top version
+//!    `V0`: the highest version visible there among the table's rows and
+//!    tombstones. Every version `<= V0` is committed and visible in that
+//!    snapshot (versions become visible in order), hence in every later
+//!    page's snapshot too; and every version handed out from then on is
+//!    above `V0`.
+//! 2. The rows: `es_ver <= V0 AND key > <cursor>`, in key order, `limit` at a
+//!    time; the cursor is the last row's key values, bound typed. A row the
+//!    pass has not reached keeps its version `<= V0` until it is changed;
+//!    then it is pending (`es_ver IS NULL`) or re-stamped above `V0`, like
+//!    a row inserted during the pass, a row changed after the cursor passed
+//!    it, and a row still unstamped at the first page. None of those is lost:
+//!    each has, or will get, a version above `V0`, which the incremental
+//!    passes after `V0` deliver at its newest version (a delete, as its
+//!    tombstone, also stamped above `V0`).
+//! 3. The tombstones `<= V0`, in version order, after a version cursor.
+//! 4. The pass ends with the incremental token `after = V0`. If the stamping
+//!    step left work pending (its budget ran out), that page still says
+//!    `done: false`, so the pull goes on incrementally at once.
+//!
+//! A key that may hold NULL (a `UNIQUE` index with a nullable column, never
+//! a primary key) has no cursor that resumes after a NULL exactly; such a
+//! table's full pass pages by version as the incremental passes do, with
+//! the row filter restricting rows.
+//!
+//! Every page is a resume point: an interrupted initial load restarts from
+//! its last stored token. Result sets are streamed and converted row by row;
+//! a page holds at most `limit` changes.
 
 use edgesync_core::filter::Scope;
 use edgesync_core::value::is_canonical_decimal;
@@ -29,13 +61,44 @@ use crate::types::{self, Native};
 /// (a pass with a larger backlog continues over more calls).
 const STAMP_BUDGET: usize = 20_000;
 
-/// The pull token: the highest version delivered. Opaque to the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The pull token. Opaque to the engine; stored in edge files, so every
+/// form an earlier edgesync wrote is still read:
+///
+/// - `{"mysql":1,"after":N}`: an incremental pass after version `N`;
+/// - `{"mysql":1,"after":0,"full":true,"top":V0,"key":[...]}` (or
+///   `"tombs":V` in place of `"key"`): a key-ordered full pass, its top
+///   version and where it stands;
+/// - `{"mysql":1,"after":N,"full":true}` without `"top"`: a full pass
+///   written by an edgesync that paged full passes by version, possibly in
+///   the middle. Its `N` is no position in key order, so that pass starts
+///   again from the beginning, in key order (the edge skips the versions it
+///   already has). `after` stays 0 in the newer full tokens, so an older
+///   edgesync reading one starts its full pass again too, rather than take
+///   a position that means nothing to it.
+#[derive(Debug, Clone, PartialEq)]
 struct Token {
     after: i64,
     /// Part of a full pass (the initial load): a row filter then restricts
     /// the rows instead of sending the keys of those outside it.
     full: bool,
+    /// A key-ordered full pass under way (`full` only).
+    pass: Option<Pass>,
+}
+
+/// Where a key-ordered full pass stands.
+#[derive(Debug, Clone, PartialEq)]
+struct Pass {
+    /// `V0`: the highest version visible at the pass's first page.
+    top: i64,
+    at: At,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum At {
+    /// In the rows, after this key (empty: from the first row).
+    Rows(Vec<Value>),
+    /// In the tombstones, after this version.
+    Tombs(i64),
 }
 
 impl Token {
@@ -44,6 +107,7 @@ impl Token {
             return Ok(Token {
                 after: 0,
                 full: true,
+                pass: None,
             });
         };
         let bad = || {
@@ -57,25 +121,73 @@ impl Token {
             )
         };
         let v: serde_json::Value = serde_json::from_str(t).map_err(|_| bad())?;
-        match (
+        let after = match (
             v.get("mysql").and_then(|m| m.as_i64()),
             v.get("after").and_then(|a| a.as_i64()),
         ) {
-            (Some(1), Some(after)) if after >= 0 => Ok(Token {
-                after,
-                full: v.get("full").and_then(|f| f.as_bool()).unwrap_or(false),
-            }),
-            _ => Err(bad()),
-        }
+            (Some(1), Some(after)) if after >= 0 => after,
+            _ => return Err(bad()),
+        };
+        let full = v.get("full").and_then(|f| f.as_bool()).unwrap_or(false);
+        let pass = match v.get("top") {
+            Some(top) if full => {
+                let top = top.as_i64().filter(|t| *t >= 0).ok_or_else(bad)?;
+                let at = match (v.get("key"), v.get("tombs")) {
+                    (Some(key), None) => {
+                        let key: Vec<Value> =
+                            serde_json::from_value(key.clone()).map_err(|_| bad())?;
+                        if key.len() != table.key.len() {
+                            return Err(Error::new(
+                                ErrorKind::Config,
+                                format!(
+                                    "the pull cursor of {} does not match the table's key; \
+                                     was the key changed? re-run init-sync on the edge",
+                                    table.central
+                                ),
+                            ));
+                        }
+                        At::Rows(key)
+                    }
+                    (None, Some(tombs)) => {
+                        At::Tombs(tombs.as_i64().filter(|t| *t >= 0).ok_or_else(bad)?)
+                    }
+                    (None, None) => At::Rows(Vec::new()),
+                    (Some(_), Some(_)) => return Err(bad()),
+                };
+                Some(Pass { top, at })
+            }
+            _ => None,
+        };
+        Ok(Token { after, full, pass })
     }
 
-    fn encode(self) -> String {
+    fn encode(&self) -> Result<String> {
+        let mut j = serde_json::json!({ "mysql": 1, "after": self.after });
         if self.full {
-            serde_json::json!({ "mysql": 1, "after": self.after, "full": true }).to_string()
-        } else {
-            serde_json::json!({ "mysql": 1, "after": self.after }).to_string()
+            j["full"] = true.into();
+            if let Some(p) = &self.pass {
+                j["top"] = p.top.into();
+                match &p.at {
+                    At::Rows(key) => {
+                        j["key"] = serde_json::to_value(key).map_err(|e| {
+                            Error::internal(format!("cannot encode a pull cursor: {e}"))
+                        })?;
+                    }
+                    At::Tombs(v) => j["tombs"] = (*v).into(),
+                }
+            }
         }
+        Ok(j.to_string())
     }
+}
+
+/// How a page ended.
+enum Next {
+    /// A key-ordered full pass goes on from here.
+    More(Pass),
+    /// A key-ordered full pass ended: the incremental passes go on after
+    /// its top version.
+    End(i64),
 }
 
 /// `pull` for the trait.
@@ -112,6 +224,8 @@ pub async fn pull(
     let more_pending = stamp::stamp(&mut conn, db, table, &natives, STAMP_BUDGET.max(limit))
         .await
         .map_err(|e| e.context(&doing))?;
+    // See the module doc: a key that may hold NULL is paged by version.
+    let by_key = tok.full && table.key.iter().all(|&i| !natives[i].nullable);
     let mut opts = TxOpts::default();
     opts.with_isolation_level(IsolationLevel::RepeatableRead)
         .with_consistent_snapshot(true)
@@ -132,12 +246,17 @@ pub async fn pull(
     // Roll back explicitly on failure: a transaction left for the pool to
     // clean up would hold its metadata locks until then.
     let read = async {
-        let rows = page.rows(&mut tx).await?;
-        let tombs = page.tombs(&mut tx).await?;
-        Ok::<_, edgesync_core::Error>((rows, tombs))
+        if by_key {
+            let (changes, next) = page.full_by_key(&mut tx, tok.pass.clone()).await?;
+            Ok::<_, edgesync_core::Error>(Err((changes, next)))
+        } else {
+            let rows = page.rows(&mut tx, Order::Versions).await?;
+            let tombs = page.tombs(&mut tx, tok.after, None, limit).await?;
+            Ok(Ok((rows, tombs)))
+        }
     }
     .await;
-    let (rows, tombs) = match read {
+    let read = match read {
         Ok(r) => {
             tx.commit().await.map_err(ctx(&doing))?;
             r
@@ -145,6 +264,35 @@ pub async fn pull(
         Err(e) => {
             tx.rollback().await.ok();
             return Err(e.context(&doing));
+        }
+    };
+    let (rows, tombs) = match read {
+        Ok(r) => r,
+        Err((changes, Next::More(pass))) => {
+            let token = Token {
+                after: 0,
+                full: true,
+                pass: Some(pass),
+            };
+            return Ok(PullPage {
+                changes,
+                token: token.encode()?,
+                done: false,
+                fingerprint: None,
+            });
+        }
+        Err((changes, Next::End(top))) => {
+            let token = Token {
+                after: top,
+                full: false,
+                pass: None,
+            };
+            return Ok(PullPage {
+                changes,
+                token: token.encode()?,
+                done: !more_pending,
+                fingerprint: None,
+            });
         }
     };
     let (n_rows, n_tombs) = (rows.len(), tombs.len());
@@ -158,11 +306,21 @@ pub async fn pull(
         token: Token {
             after,
             full: tok.full && !done,
+            pass: None,
         }
-        .encode(),
+        .encode()?,
         done,
         fingerprint: None,
     })
+}
+
+/// Which rows a page reads, in which order.
+enum Order<'a> {
+    /// Versions above the page's `after`, in version order.
+    Versions,
+    /// Versions up to `top`, keys after `after` (empty: from the first
+    /// key), in key order: a key-ordered full pass.
+    Keys { top: i64, after: &'a [Value] },
 }
 
 /// One page's fixed inputs.
@@ -180,9 +338,101 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
-    /// Rows above the watermark that are not this node's own writes, in
-    /// version order.
-    async fn rows(&self, tx: &mut Transaction<'_>) -> Result<Vec<Change>> {
+    /// One page of a key-ordered full pass (see the module doc): its
+    /// changes, and where the pass goes on.
+    async fn full_by_key(
+        &self,
+        tx: &mut Transaction<'_>,
+        pass: Option<Pass>,
+    ) -> Result<(Vec<Change>, Next)> {
+        let (top, at) = match pass {
+            Some(p) => (p.top, p.at),
+            None => (self.top(tx).await?, At::Rows(Vec::new())),
+        };
+        let mut changes = Vec::new();
+        let tombs_after = match at {
+            At::Rows(after) => {
+                changes = self.rows(tx, Order::Keys { top, after: &after }).await?;
+                if changes.len() >= self.limit {
+                    let key = changes.last().map(|c| c.key.clone()).unwrap_or(after);
+                    let at = At::Rows(key);
+                    return Ok((changes, Next::More(Pass { top, at })));
+                }
+                0
+            }
+            At::Tombs(v) => v,
+        };
+        let room = self.limit - changes.len();
+        let tombs = self.tombs(tx, tombs_after, Some(top), room).await?;
+        let next = match tombs.last() {
+            Some(last) if tombs.len() >= room => Next::More(Pass {
+                top,
+                at: At::Tombs(last.version),
+            }),
+            _ => Next::End(top),
+        };
+        changes.extend(tombs);
+        Ok((changes, next))
+    }
+
+    /// The highest version of the table's rows and tombstones visible in
+    /// this page's snapshot (both read from the end of an index).
+    async fn top(&self, tx: &mut Transaction<'_>) -> Result<i64> {
+        let top: Option<Option<i64>> = tx
+            .exec_first(
+                format!(
+                    "SELECT GREATEST(COALESCE((SELECT MAX(es_ver) FROM {table}), 0),
+                                     COALESCE((SELECT MAX(es_ver) FROM {tombs} WHERE tbl = ?), 0))",
+                    table = self.db.table_ref(&self.table.central),
+                    tombs = self.db.meta("es_tombstones"),
+                ),
+                (self.db.tbl_id(&self.table.central),),
+            )
+            .await
+            .map_err(ctx("reading the highest version"))?;
+        Ok(top.flatten().unwrap_or(0))
+    }
+
+    /// The condition "the row's key comes after `key`" in key order, its
+    /// values bound typed into `binds`. Written as `a > ? OR (a = ? AND b >
+    /// ?) OR ...` rather than `(a, b) > (?, ?)`: MariaDB 10.11 turns the
+    /// former into a range on the PRIMARY KEY (EXPLAIN: `type: range, key:
+    /// PRIMARY, used_key_parts: [a, b]`) but scans the whole index from its
+    /// start for the latter (`type: index`), every page. Each value is cast
+    /// to its column's type, text in the column's collation, so the
+    /// comparison is the one `ORDER BY` sorts by.
+    fn key_after(&self, key: &[Value], binds: &mut Vec<My>) -> Result<String> {
+        let t = self.table;
+        let mut cols = Vec::with_capacity(key.len());
+        for (&i, v) in t.key.iter().zip(key) {
+            let c = &t.columns[i];
+            let native = &self.natives[i];
+            let value = types::encode(v, c.ty, native).map_err(|e| {
+                e.context(format!("the pull cursor of {} ({})", t.central, c.central))
+            })?;
+            cols.push((
+                format!("t.{}", ident(&c.central)),
+                sql::bind_expr(c.ty, native, true),
+                value,
+            ));
+        }
+        let mut terms = Vec::with_capacity(cols.len());
+        for j in 0..cols.len() {
+            let mut parts = Vec::with_capacity(j + 1);
+            for (col, bind, value) in &cols[..j] {
+                parts.push(format!("{col} = {bind}"));
+                binds.push(value.clone());
+            }
+            let (col, bind, value) = &cols[j];
+            parts.push(format!("{col} > {bind}"));
+            binds.push(value.clone());
+            terms.push(parts.join(" AND "));
+        }
+        Ok(format!("({})", terms.join(" OR ")))
+    }
+
+    /// Rows that are not this node's own writes, in the `order` asked.
+    async fn rows(&self, tx: &mut Transaction<'_>, order: Order<'_>) -> Result<Vec<Change>> {
         let t = self.table;
         let cols: Vec<String> = t
             .columns
@@ -225,16 +475,32 @@ impl Page<'_> {
             }
             None => ("1".to_string(), String::new()),
         };
-        binds.extend([
-            My::Int(self.after),
-            My::Bytes(self.node.as_bytes().to_vec()),
-        ]);
+        let (range, order_by) = match order {
+            Order::Versions => {
+                binds.push(My::Int(self.after));
+                ("t.es_ver > ?".to_string(), "t.es_ver".to_string())
+            }
+            Order::Keys { top, after } => {
+                binds.push(My::Int(top));
+                let mut range = "t.es_ver <= ?".to_string();
+                if !after.is_empty() {
+                    range.push_str(" AND ");
+                    range.push_str(&self.key_after(after, &mut binds)?);
+                }
+                let keys: Vec<String> = t
+                    .key_columns()
+                    .map(|c| format!("t.{}", ident(&c.central)))
+                    .collect();
+                (range, keys.join(", "))
+            }
+        };
+        binds.push(My::Bytes(self.node.as_bytes().to_vec()));
         binds.append(&mut cond_binds);
         binds.push(My::UInt(self.limit as u64));
         let query = format!(
             "SELECT {cols}, t.es_ver, t.es_deleted, t.es_hlc, {in_scope} FROM {table} AS t
-              WHERE t.es_ver > ? AND NOT (t.es_origin <=> ?){restrict}
-              ORDER BY t.es_ver LIMIT ?",
+              WHERE {range} AND NOT (t.es_origin <=> ?){restrict}
+              ORDER BY {order_by} LIMIT ?",
             cols = cols.join(", "),
             table = self.db.table_ref(&t.central),
         );
@@ -277,9 +543,16 @@ impl Page<'_> {
         decoded.into_iter().collect()
     }
 
-    /// Tombstones above the watermark, in version order, keys decoded to the
-    /// key columns' types.
-    async fn tombs(&self, tx: &mut Transaction<'_>) -> Result<Vec<Change>> {
+    /// Tombstones above version `after` (and at most `upto`, if given), in
+    /// version order, at most `limit`, keys decoded to the key columns'
+    /// types.
+    async fn tombs(
+        &self,
+        tx: &mut Transaction<'_>,
+        after: i64,
+        upto: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
         let t = self.table;
         let keys: Vec<String> = t
             .key
@@ -307,7 +580,7 @@ impl Page<'_> {
             .join(" AND ");
         let query = format!(
             "SELECT {keys}, ts.es_ver, ts.es_hlc FROM {tombs} AS ts
-              WHERE ts.tbl = ? AND ts.es_ver > ? AND NOT (ts.es_origin <=> ?)
+              WHERE ts.tbl = ? AND ts.es_ver > ? AND ts.es_ver <= ? AND NOT (ts.es_origin <=> ?)
                 AND NOT EXISTS (SELECT 1 FROM {table} AS r WHERE {live})
               ORDER BY ts.es_ver LIMIT ?",
             keys = keys.join(", "),
@@ -319,9 +592,10 @@ impl Page<'_> {
                 query,
                 (
                     self.db.tbl_id(&t.central),
-                    self.after,
+                    after,
+                    upto.unwrap_or(i64::MAX),
                     self.node,
-                    self.limit as u64,
+                    limit as u64,
                 ),
             )
             .await
@@ -462,17 +736,63 @@ mod tests {
             conflict: ConflictPolicy::ServerWins,
             deletes: DeleteMode::Hard,
         };
+        let passes = [
+            None,
+            Some(Pass {
+                top: 42,
+                at: At::Rows(vec![Value::Int(-7)]),
+            }),
+            Some(Pass {
+                top: 42,
+                at: At::Tombs(40),
+            }),
+        ];
         for full in [false, true] {
-            let t = Token { after: 42, full };
-            assert_eq!(Token::parse(Some(&t.encode()), &m).expect("parse"), t);
+            for pass in passes.iter().filter(|p| full || p.is_none()) {
+                let t = Token {
+                    after: if pass.is_some() { 0 } else { 42 },
+                    full,
+                    pass: pass.clone(),
+                };
+                let text = t.encode().expect("encode");
+                assert_eq!(Token::parse(Some(&text), &m).expect("parse"), t, "{text}");
+            }
         }
         assert_eq!(
             Token::parse(None, &m).expect("none"),
             Token {
                 after: 0,
-                full: true
+                full: true,
+                pass: None,
             }
         );
+        // An incremental token is unchanged; a full one written when full
+        // passes went by version has no key-order position (it restarts).
+        assert_eq!(
+            Token {
+                after: 42,
+                full: false,
+                pass: None
+            }
+            .encode()
+            .expect("encode"),
+            r#"{"after":42,"mysql":1}"#
+        );
+        assert_eq!(
+            Token::parse(Some(r#"{"mysql":1,"after":17,"full":true}"#), &m).expect("old"),
+            Token {
+                after: 17,
+                full: true,
+                pass: None,
+            }
+        );
+        // A cursor that does not fit the key is refused, not misread.
+        let two = r#"{"mysql":1,"after":0,"full":true,"top":5,"key":[{"t":"int","v":1},{"t":"int","v":2}]}"#;
+        assert_eq!(
+            Token::parse(Some(two), &m).expect_err("arity").kind(),
+            ErrorKind::Config
+        );
+        assert!(Token::parse(Some(r#"{"mysql":2,"after":1}"#), &m).is_err());
         let pg = r#"{"wm":"10:12:","target":null,"phase":"rows","after":null}"#;
         assert_eq!(
             Token::parse(Some(pg), &m).expect_err("foreign").kind(),
