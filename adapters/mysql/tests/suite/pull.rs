@@ -23,7 +23,9 @@ async fn initial_load_pages_and_resumes_from_a_mid_pass_token() {
     assert_eq!(p1.changes.len(), 10);
     let first = &p1.changes[0];
     assert!(first.version > 0 && first.hlc > 0 && first.base.is_none());
-    assert!(p1.changes.windows(2).all(|w| w[0].version < w[1].version));
+    // A full pass goes in key order.
+    let first_ten: Vec<i64> = (1..=12).filter(|i| *i != 3 && *i != 4).collect();
+    assert_eq!(ids(&p1.changes), first_ten);
 
     // A restart re-reads from the stored token and gets the same pages.
     let (rest_a, end_a) = pull_pass(&db.central, "e", &m, Some(p1.token.clone()), 10).await;
@@ -373,4 +375,389 @@ async fn stamping_many_rows_and_tombstones_skips_only_what_is_held() {
         after[0].values.as_ref().unwrap()[1],
         Value::Text("held".into())
     );
+}
+
+/// Is `token` a full-pass token (the initial load still under way)?
+fn is_full(token: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(token).expect("token is JSON");
+    v.get("full").and_then(|f| f.as_bool()) == Some(true)
+}
+
+/// One pass, page by page (with a row filter if given): the changes, and
+/// the token after every page.
+async fn pages(
+    db: &TestDb,
+    m: &edgesync_core::TableMapping,
+    scope: Option<&edgesync_core::filter::Scope>,
+    token: Option<String>,
+    limit: usize,
+) -> (Vec<edgesync_core::Change>, Vec<String>) {
+    let mut token = token;
+    let (mut all, mut tokens) = (Vec::new(), Vec::new());
+    for _ in 0..10_000 {
+        let page = db
+            .central
+            .pull_scoped("e", m, scope, token.as_deref(), limit)
+            .await
+            .expect("pull");
+        assert!(page.changes.len() <= limit);
+        all.extend(page.changes);
+        tokens.push(page.token.clone());
+        token = Some(page.token);
+        if page.done {
+            return (all, tokens);
+        }
+    }
+    panic!("pull pass did not end");
+}
+
+/// A full pass pages rows in key order, whatever order their versions are
+/// in: every row exactly once, keys ascending across page boundaries, then
+/// an incremental token from which the next pass has only later changes.
+#[tokio::test]
+async fn a_full_pass_over_an_integer_key_goes_in_key_order() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    // Versions out of key order: 21..=40 are stamped (by another node's
+    // pull) before 1..=20 are written, and 30 is updated again after.
+    db.exec("INSERT INTO items (id, name, price) SELECT seq, 'late', 1 FROM seq_21_to_40")
+        .await;
+    pull_pass(&db.central, "other", &m, None, 100).await;
+    db.exec(
+        "INSERT INTO items (id, name, price) SELECT seq, 'early', 1 FROM seq_1_to_20;
+         UPDATE items SET qty = 7 WHERE id = 30",
+    )
+    .await;
+    let (got, tokens) = pages(&db, &m, None, None, 3).await;
+    assert_eq!(ids(&got), (1..=40).collect::<Vec<_>>());
+    assert!(got.iter().all(|c| !c.deleted && c.values.is_some()));
+    // Versions were not in key order, so the order is the key's.
+    assert!(got.windows(2).any(|w| w[0].version > w[1].version));
+    let (last, mid) = tokens.split_last().expect("pages");
+    assert!(mid.iter().all(|t| is_full(t)), "{tokens:?}");
+    assert!(!is_full(last), "{last}");
+    let v30 = got.iter().find(|c| c.key[0] == Value::Int(30)).unwrap();
+    assert_eq!(v30.values.as_ref().unwrap()[2], Value::Int(7));
+    assert_eq!(
+        v30.version,
+        db.scalar::<i64>("SELECT es_ver FROM items WHERE id = 30")
+            .await
+    );
+
+    // Nothing new: the next pass is empty; then exactly the later changes.
+    let (next, t) = pull_pass(&db.central, "e", &m, Some(last.clone()), 3).await;
+    assert!(next.is_empty(), "{next:?}");
+    db.exec(
+        "UPDATE items SET qty = 1 WHERE id = 2;
+         INSERT INTO items (id, name, price) VALUES (41, 'new', 1);
+         DELETE FROM items WHERE id = 40",
+    )
+    .await;
+    let (next, _) = pull_pass(&db.central, "e", &m, Some(t), 3).await;
+    let got: BTreeSet<(i64, bool)> = next
+        .iter()
+        .map(|c| (ids(std::slice::from_ref(c))[0], c.deleted))
+        .collect();
+    assert_eq!(got, BTreeSet::from([(2, false), (41, false), (40, true)]));
+}
+
+/// A composite `(int, text)` key, paged one and three rows at a time: the
+/// cursor compares as the server sorts (the column's binary collation, in
+/// which `'a\t'` sorts before `'a'`: it pads with spaces), so every row
+/// arrives exactly once, in the server's `ORDER BY` order.
+#[tokio::test]
+async fn a_full_pass_over_a_composite_key_goes_in_key_order() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE pairs (a int NOT NULL, b varchar(20) COLLATE utf8mb4_bin NOT NULL,
+                             v int, PRIMARY KEY (a, b))",
+    )
+    .await;
+    let m = mapping(
+        "pairs",
+        &[("a", int()), ("b", text()), ("v", int())],
+        &[0, 1],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Hard,
+    );
+    db.init(std::slice::from_ref(&m)).await;
+    db.exec(
+        "INSERT INTO pairs (a, b, v) SELECT n.seq, s.b, n.seq FROM seq_1_to_3 n,
+           (SELECT 'a' AS b UNION ALL SELECT 'a\\t' UNION ALL SELECT 'B' UNION ALL SELECT 'aa'
+            UNION ALL SELECT 'ü' UNION ALL SELECT 'z' UNION ALL SELECT '😀' UNION ALL SELECT '') s;
+         INSERT INTO pairs (a, b, v) VALUES (-1, 'x', 0), (10, 'x', 0)",
+    )
+    .await;
+    let expected: Vec<(i64, String)> = {
+        let mut c = db.app().await;
+        let rows: Vec<(i64, String)> = c
+            .query("SELECT a, b FROM pairs ORDER BY a, b")
+            .await
+            .expect("order");
+        c.disconnect().await.ok();
+        rows
+    };
+    assert_eq!(expected.len(), 26);
+    for limit in [1, 3] {
+        let (got, tokens) = pages(&db, &m, None, None, limit).await;
+        let keys: Vec<(i64, String)> = got
+            .iter()
+            .map(|c| match (&c.key[0], &c.key[1]) {
+                (Value::Int(a), Value::Text(b)) => (*a, b.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys, expected, "limit {limit}");
+        assert!(!is_full(tokens.last().unwrap()));
+        // The next pass has only what changed since.
+        db.exec("UPDATE pairs SET v = v + 1 WHERE a = 2 AND b = 'a\\t'")
+            .await;
+        let (next, _) = pull_pass(&db.central, "e", &m, tokens.last().cloned(), limit).await;
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(next[0].key, vec![Value::Int(2), Value::Text("a\t".into())]);
+    }
+}
+
+/// An edge applying pulled changes: keeps a change only if its version is
+/// newer than what it holds for the key (it skips versions it has).
+#[derive(Default)]
+struct Edge {
+    rows: std::collections::BTreeMap<i64, (Option<Vec<Value>>, i64)>,
+}
+
+impl Edge {
+    fn apply(&mut self, changes: &[edgesync_core::Change]) {
+        for c in changes {
+            let id = ids(std::slice::from_ref(c))[0];
+            let held = self.rows.get(&id).map_or(0, |r| r.1);
+            if c.version > held {
+                let values = if c.deleted { None } else { c.values.clone() };
+                self.rows.insert(id, (values, c.version));
+            }
+        }
+    }
+
+    /// Live rows: id, values, version.
+    fn live(&self) -> Vec<(i64, Vec<Value>, i64)> {
+        self.rows
+            .iter()
+            .filter_map(|(id, (v, ver))| v.clone().map(|v| (*id, v, *ver)))
+            .collect()
+    }
+}
+
+/// The central `items` as an edge should hold it: id, values, version.
+async fn central_items(db: &TestDb) -> Vec<(i64, Vec<Value>, i64)> {
+    let mut c = db.app().await;
+    let rows: Vec<(i64, String, Option<i64>, String, i64)> = c
+        .query("SELECT id, name, qty, CAST(price AS CHAR), es_ver FROM items ORDER BY id")
+        .await
+        .expect("items");
+    c.disconnect().await.ok();
+    rows.into_iter()
+        .map(|(id, name, qty, price, ver)| {
+            let qty = qty.map_or(Value::Null, Value::Int);
+            (
+                id,
+                vec![
+                    Value::Int(id),
+                    Value::Text(name),
+                    qty,
+                    Value::Decimal(price),
+                ],
+                ver,
+            )
+        })
+        .collect()
+}
+
+/// Rows updated, inserted and deleted behind and ahead of the cursor
+/// between the pages of a full pass (and one written by a transaction open
+/// across the pass's end) all reach the edge by the end of the following
+/// incremental pass, at their final versions; deletes as tombstones.
+#[tokio::test]
+async fn changes_during_a_full_pass_reach_the_edge_by_the_next_pass() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "INSERT INTO items (id, name, qty, price) SELECT seq * 10, 'a', seq, 1 FROM seq_1_to_30;
+         DELETE FROM items WHERE id = 150",
+    )
+    .await;
+    let mut edge = Edge::default();
+    let mut token = None;
+    for _ in 0..2 {
+        let p = db
+            .central
+            .pull("e", &m, token.as_deref(), 5)
+            .await
+            .expect("page");
+        assert!(!p.done && is_full(&p.token));
+        edge.apply(&p.changes);
+        token = Some(p.token);
+    }
+    // The cursor is at key 100. Behind it and ahead of it: updates,
+    // inserts, deletes, a delete and re-insert, an update of a row twice.
+    db.exec(
+        "UPDATE items SET name = 'behind' WHERE id IN (20, 90, 100);
+         UPDATE items SET name = 'ahead' WHERE id IN (110, 300);
+         INSERT INTO items (id, name, price) VALUES (5, 'new behind', 2), (95, 'new behind', 2),
+                                                    (105, 'new ahead', 2), (999, 'new ahead', 2);
+         DELETE FROM items WHERE id IN (30, 100, 120, 290);
+         DELETE FROM items WHERE id = 200; INSERT INTO items (id, name, price) VALUES (200, 'again', 3);
+         INSERT INTO items (id, name, price) VALUES (150, 'back', 4)",
+    )
+    .await;
+    // Stamped now by another node's pull, and changed again after.
+    pull_pass(&db.central, "other", &m, None, 1000).await;
+    db.exec("UPDATE items SET qty = 99 WHERE id IN (10, 250)")
+        .await;
+    let p = db
+        .central
+        .pull("e", &m, token.as_deref(), 5)
+        .await
+        .expect("page");
+    edge.apply(&p.changes);
+    // A transaction open across the rest of the pass.
+    let mut open = db.app().await;
+    open.query_drop("BEGIN; UPDATE items SET name = 'open' WHERE id = 260")
+        .await
+        .expect("open");
+    let (rest, end) = pull_pass(&db.central, "e", &m, Some(p.token), 5).await;
+    assert!(!is_full(&end), "{end}");
+    edge.apply(&rest);
+    open.query_drop("COMMIT").await.expect("commit");
+    open.disconnect().await.ok();
+    let (after, _) = pull_pass(&db.central, "e", &m, Some(end), 5).await;
+    edge.apply(&after);
+
+    assert_eq!(edge.live(), central_items(&db).await);
+    // Deletes arrived as tombstones at their own versions.
+    for id in [30, 120, 290] {
+        let tomb: i64 = db
+            .scalar(&format!(
+                r#"SELECT es_ver FROM es_tombstones WHERE k = '["{id}"]'"#
+            ))
+            .await;
+        assert_eq!(edge.rows.get(&id), Some(&(None, tomb)), "key {id}");
+    }
+    // 100 (delivered, then deleted) too: the edge must not keep it.
+    assert!(matches!(edge.rows.get(&100), Some((None, _))));
+}
+
+/// A full pass whose first pages leave rows unstamped (the stamping step's
+/// budget ran out): the page that ends it says `done: false`, and the pull
+/// goes on incrementally to every row.
+#[tokio::test]
+async fn a_full_pass_that_leaves_work_pending_is_not_done() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec("INSERT INTO items (id, name, price) SELECT seq, 'a', 1 FROM seq_1_to_45000")
+        .await;
+    let mut token = None;
+    let mut all = Vec::new();
+    let mut ended_not_done = false;
+    for _ in 0..100 {
+        let p = db
+            .central
+            .pull("e", &m, token.as_deref(), 20_000)
+            .await
+            .expect("page");
+        let was_full = token.as_deref().is_none_or(is_full);
+        if was_full && !is_full(&p.token) && !p.done {
+            ended_not_done = true;
+        }
+        all.extend(p.changes);
+        token = Some(p.token);
+        if p.done {
+            break;
+        }
+    }
+    assert!(
+        ended_not_done,
+        "the full pass ended as done with rows pending"
+    );
+    let mut got = ids(&all);
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 45_000);
+    assert_eq!(all.len(), 45_000, "a row was delivered twice");
+}
+
+/// An edge that stored a full-pass token of the version-ordered scheme, in
+/// the middle of its pass, still completes it: the pass starts again from
+/// the first key, and every row and tombstone arrives.
+#[tokio::test]
+async fn an_old_version_ordered_full_token_restarts_the_pass_in_key_order() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec(
+        "INSERT INTO items (id, name, price) SELECT seq, 'a', 1 FROM seq_1_to_20;
+         DELETE FROM items WHERE id IN (4, 17)",
+    )
+    .await;
+    pull_pass(&db.central, "other", &m, None, 100).await;
+    let mid: i64 = db.scalar("SELECT es_ver FROM items WHERE id = 8").await;
+    let old = format!(r#"{{"mysql":1,"after":{mid},"full":true}}"#);
+    let (got, tokens) = pages(&db, &m, None, Some(old), 4).await;
+    let live: Vec<i64> = ids(&got)
+        .into_iter()
+        .zip(&got)
+        .filter(|(_, c)| !c.deleted)
+        .map(|(i, _)| i)
+        .collect();
+    let want: Vec<i64> = (1..=20).filter(|i| *i != 4 && *i != 17).collect();
+    assert_eq!(live, want);
+    let tombs: Vec<i64> = ids(&got)
+        .into_iter()
+        .zip(&got)
+        .filter(|(_, c)| c.deleted)
+        .map(|(i, _)| i)
+        .collect();
+    // Tombstones come after the rows, in version order.
+    assert_eq!(
+        tombs.iter().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([4, 17])
+    );
+    assert_eq!(&ids(&got)[live.len()..], &tombs[..]);
+    assert!(!is_full(tokens.last().unwrap()));
+}
+
+/// A row filter restricts the rows of a key-ordered full pass (no
+/// move-outs), across pages; the next pass sends a row leaving the scope
+/// as a move-out.
+#[tokio::test]
+async fn a_scoped_full_pass_goes_in_key_order_over_the_nodes_rows_only() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    let params = [("want".to_string(), "in".to_string())]
+        .into_iter()
+        .collect();
+    let scope =
+        edgesync_core::filter::Scope::new("name = :want", &m, None, &params).expect("scope");
+    db.exec(
+        "INSERT INTO items (id, name, price)
+         SELECT seq, IF(seq % 3 = 0, 'in', 'out'), 1 FROM seq_1_to_40",
+    )
+    .await;
+    let (got, tokens) = pages(&db, &m, Some(&scope), None, 4).await;
+    assert_eq!(
+        ids(&got),
+        (1..=40).filter(|i| i % 3 == 0).collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|c| c.values.is_some() && !c.deleted));
+    assert!(tokens.len() > 2);
+    let end = tokens.last().cloned().unwrap();
+    assert!(!is_full(&end));
+    db.exec(
+        "UPDATE items SET name = 'out' WHERE id = 9; UPDATE items SET name = 'in' WHERE id = 10",
+    )
+    .await;
+    let (next, _) = pages(&db, &m, Some(&scope), Some(end), 4).await;
+    let mut next: Vec<(i64, bool)> = next
+        .iter()
+        .map(|c| (ids(std::slice::from_ref(c))[0], c.values.is_some()))
+        .collect();
+    next.sort_unstable();
+    assert_eq!(next, vec![(9, false), (10, true)]);
 }
