@@ -23,15 +23,20 @@
 //!    page's snapshot too; and every version handed out from then on is
 //!    above `V0`.
 //! 2. The rows: `es_ver <= V0 AND key > <cursor>`, in key order, `limit` at a
-//!    time; the cursor is the last row's key values, bound typed. A row the
-//!    pass has not reached keeps its version `<= V0` until it is changed;
-//!    then it is pending (`es_ver IS NULL`) or re-stamped above `V0`, like
+//!    time; the cursor is the last row's key values, bound typed and compared
+//!    in each column's collation, as `ORDER BY` sorts. The cursor only moves
+//!    forward, so every row whose version is still `<= V0` when the cursor
+//!    reaches its key is delivered, once. A row the pass has not reached
+//!    keeps its version `<= V0` until it is changed; then it is pending
+//!    (`es_ver IS NULL`) or re-stamped above `V0`, like
 //!    a row inserted during the pass, a row changed after the cursor passed
 //!    it, and a row still unstamped at the first page. None of those is lost:
 //!    each has, or will get, a version above `V0`, which the incremental
 //!    passes after `V0` deliver at its newest version (a delete, as its
 //!    tombstone, also stamped above `V0`).
-//! 3. The tombstones `<= V0`, in version order, after a version cursor.
+//! 3. The tombstones `<= V0`, in version order, after a version cursor (all
+//!    of them visible in every page; one whose key has a live row again is
+//!    skipped, as in every pass: the row supersedes it).
 //! 4. The pass ends with the incremental token `after = V0`. If the stamping
 //!    step left work pending (its budget ran out), that page still says
 //!    `done: false`, so the pull goes on incrementally at once.
@@ -181,7 +186,16 @@ impl Token {
     }
 }
 
-/// How a page ended.
+/// What a page read.
+enum Read {
+    /// Rows and tombstones above the token's version, each in version order
+    /// (to be merged).
+    Versions(Vec<Change>, Vec<Change>),
+    /// One page of a key-ordered full pass, in delivery order.
+    Keys(Vec<Change>, Next),
+}
+
+/// How a page of a key-ordered full pass ended.
 enum Next {
     /// A key-ordered full pass goes on from here.
     More(Pass),
@@ -248,11 +262,11 @@ pub async fn pull(
     let read = async {
         if by_key {
             let (changes, next) = page.full_by_key(&mut tx, tok.pass.clone()).await?;
-            Ok::<_, edgesync_core::Error>(Err((changes, next)))
+            Ok::<_, edgesync_core::Error>(Read::Keys(changes, next))
         } else {
             let rows = page.rows(&mut tx, Order::Versions).await?;
             let tombs = page.tombs(&mut tx, tok.after, None, limit).await?;
-            Ok(Ok((rows, tombs)))
+            Ok(Read::Versions(rows, tombs))
         }
     }
     .await;
@@ -267,30 +281,32 @@ pub async fn pull(
         }
     };
     let (rows, tombs) = match read {
-        Ok(r) => r,
-        Err((changes, Next::More(pass))) => {
-            let token = Token {
-                after: 0,
-                full: true,
-                pass: Some(pass),
+        Read::Versions(rows, tombs) => (rows, tombs),
+        Read::Keys(changes, next) => {
+            let (token, done) = match next {
+                Next::More(pass) => (
+                    Token {
+                        after: 0,
+                        full: true,
+                        pass: Some(pass),
+                    },
+                    false,
+                ),
+                // The stamping step's budget ran out: more is pending, and
+                // the pull goes on (incrementally) before it is done.
+                Next::End(top) => (
+                    Token {
+                        after: top,
+                        full: false,
+                        pass: None,
+                    },
+                    !more_pending,
+                ),
             };
             return Ok(PullPage {
                 changes,
                 token: token.encode()?,
-                done: false,
-                fingerprint: None,
-            });
-        }
-        Err((changes, Next::End(top))) => {
-            let token = Token {
-                after: top,
-                full: false,
-                pass: None,
-            };
-            return Ok(PullPage {
-                changes,
-                token: token.encode()?,
-                done: !more_pending,
+                done,
                 fingerprint: None,
             });
         }
