@@ -52,6 +52,7 @@ use edgesync_core::{
 use sqlx::PgPool;
 
 mod connection;
+mod copy_out;
 mod error;
 mod estimate;
 mod hub;

@@ -323,7 +323,19 @@ impl Page<'_> {
     ) -> Result<(Vec<Change>, Option<Cursor>)> {
         let t = self.table;
         let by_txid = self.wm.is_some();
-        let mut p = Params::default();
+        // A full pass reads its pages with a binary COPY when every column
+        // can be decoded from it (see `copy_out`); its values are written
+        // into the statement, which COPY needs.
+        let copy = !by_txid
+            && t.columns
+                .iter()
+                .zip(self.natives)
+                .all(|(c, native)| types::binary_readable(c.ty, native));
+        let mut p = if copy {
+            Params::inline()
+        } else {
+            Params::default()
+        };
         let mut filter = self.filter(&mut p, "t", after.is_none());
         let keys = sql::key_columns(t, Some("t"));
         let mut order = keys.clone();
@@ -406,6 +418,10 @@ impl Page<'_> {
             .iter()
             .map(|c| format!("{}.{}", t.central, c.central))
             .collect();
+        if p.is_inline() {
+            let out = copy_rows(conn, &query, t, &what).await?;
+            return Ok((out.0, out.1.map(Cursor::Key)));
+        }
         // Rows are decoded as they arrive, while the server is still
         // sending the rest of the page; the last one is kept for the cursor.
         let mut last_row: Option<PgRow> = None;
@@ -569,6 +585,139 @@ impl Page<'_> {
         }
         Ok((out, last))
     }
+}
+
+/// The rows of a full pass's page, read with a binary COPY of `query` (the
+/// page's `SELECT`, parameters written in): the same changes the query path
+/// decodes, and the last row's key text for the cursor.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    query: &str,
+    t: &TableMapping,
+    what: &[String],
+) -> Result<(Vec<Change>, Option<Vec<String>>)> {
+    use futures_util::TryStreamExt;
+    let copy = format!("COPY ({query}) TO STDOUT (FORMAT binary)");
+    let mut stream = conn
+        .copy_out_raw(&copy)
+        .await
+        .map_err(ctx("reading changed rows"))?;
+    let mut page = CopyPage {
+        t,
+        what,
+        tuples: crate::copy_out::Tuples::default(),
+        last: vec![Vec::new(); t.key.len()],
+        out: Vec::new(),
+    };
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(ctx("reading changed rows"))?
+    {
+        if let Err(e) = page.decode(&chunk) {
+            // Read the rest of the page: a connection left in the middle of
+            // a COPY cannot run the transaction's ROLLBACK, and would go
+            // back to the pool unusable.
+            while let Ok(Some(_)) = stream.try_next().await {}
+            return Err(e);
+        }
+    }
+    page.tuples.finish()?;
+    if page.out.is_empty() {
+        return Ok((page.out, None));
+    }
+    let cursor = page
+        .last
+        .into_iter()
+        .map(|b| {
+            String::from_utf8(b).map_err(|_| Error::internal("a pull cursor key text is not UTF-8"))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    Ok((page.out, Some(cursor)))
+}
+
+/// A full pass's page as its binary COPY arrives (see [`copy_rows`]).
+struct CopyPage<'a> {
+    t: &'a TableMapping,
+    /// What each column is called in messages.
+    what: &'a [String],
+    tuples: crate::copy_out::Tuples,
+    /// The last row's key text, buffers reused row to row.
+    last: Vec<Vec<u8>>,
+    out: Vec<Change>,
+}
+
+impl CopyPage<'_> {
+    /// Decode the complete tuples a chunk completes.
+    fn decode(&mut self, chunk: &[u8]) -> Result<()> {
+        let t = self.t;
+        let nk = t.key.len();
+        let n = t.columns.len();
+        // cursor texts, columns, es_ver, es_deleted, es_hlc, in scope, es_txid
+        let width = nk + n + 5;
+        let tuples = &mut self.tuples;
+        tuples.push(chunk)?;
+        while tuples.next_tuple()? {
+            if tuples.len() != width {
+                return Err(Error::internal(format!(
+                    "a changed row in binary COPY has {} fields, not {width}",
+                    tuples.len()
+                )));
+            }
+            let mut values = Vec::with_capacity(n);
+            for (k, c) in t.columns.iter().enumerate() {
+                values.push(types::decode_binary(
+                    tuples.field(nk + k),
+                    c.ty,
+                    &self.what[k],
+                )?);
+            }
+            let version = copy_int(tuples.field(nk + n), "es_ver")?;
+            let deleted = match tuples.field(nk + n + 1) {
+                Some([b]) => *b != 0,
+                _ => {
+                    return Err(Error::internal(
+                        "es_deleted in binary COPY is not a boolean",
+                    ))
+                }
+            };
+            let hlc = copy_int(tuples.field(nk + n + 2), "es_hlc")?;
+            let in_scope = copy_int(tuples.field(nk + n + 3), "the scope flag")?;
+            for (j, buf) in self.last.iter_mut().enumerate() {
+                buf.clear();
+                buf.extend_from_slice(tuples.field(j).unwrap_or_default());
+            }
+            tuples.consume();
+            self.out.push(if in_scope == 0 {
+                Change::moved_out(t.key_of(&values), version, hlc)
+            } else {
+                Change {
+                    key: t.key_of(&values),
+                    values: Some(values),
+                    version,
+                    deleted,
+                    base: None,
+                    hlc,
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A `bigint` or `integer` field of a binary COPY.
+fn copy_int(b: Option<&[u8]>, name: &str) -> Result<i64> {
+    if let Some(b) = b {
+        if let Ok(b8) = <[u8; 8]>::try_from(b) {
+            return Ok(i64::from_be_bytes(b8));
+        }
+        if let Ok(b4) = <[u8; 4]>::try_from(b) {
+            return Ok(i32::from_be_bytes(b4).into());
+        }
+    }
+    Err(Error::internal(format!(
+        "{name} of a changed row in binary COPY is not an integer"
+    )))
 }
 
 /// [`types::decode`], except that a decimal PostgreSQL already sends in

@@ -124,6 +124,102 @@ pub fn decode(row: &PgRow, idx: usize, ty: ColType, what: &str) -> Result<Value>
     })
 }
 
+/// Can a column of canonical type `ty` and native type `native`
+/// (`format_type`), selected with [`crate::sql::read_expr`], be read by
+/// [`decode_binary`] from a binary `COPY`? Exactly the combinations whose
+/// binary form is fixed by the cast `read_expr` adds (integers as `bigint`,
+/// decimals and JSON as `text`) or by the native type itself; anything else
+/// is read through sqlx's query path, which checks the types.
+pub fn binary_readable(ty: ColType, native: &str) -> bool {
+    let (base, zone) = match native.split_once('(') {
+        // `timestamp(3) with time zone`, `character varying(20)`
+        Some((base, rest)) => (base, rest.split_once(')').map_or("", |(_, z)| z)),
+        None => (native, ""),
+    };
+    let plain = |t: &str| native == t;
+    match ty {
+        ColType::Int | ColType::Decimal { .. } | ColType::Json => true,
+        ColType::Text { .. } => plain("text") || base == "character varying",
+        ColType::Bool => plain("boolean"),
+        ColType::Float => plain("double precision"),
+        ColType::Bytes => plain("bytea"),
+        ColType::Date => plain("date"),
+        ColType::Uuid => plain("uuid"),
+        ColType::Time => {
+            plain("time without time zone") || (base == "time" && zone == " without time zone")
+        }
+        ColType::Timestamp => {
+            plain("timestamp without time zone")
+                || (base == "timestamp" && zone == " without time zone")
+        }
+        ColType::TimestampTz => {
+            plain("timestamp with time zone") || (base == "timestamp" && zone == " with time zone")
+        }
+    }
+}
+
+/// [`decode`] for a value in PostgreSQL's binary format, as a binary `COPY`
+/// sends it (`None` = NULL), for the columns [`binary_readable`] accepts.
+/// The same values and the same errors as [`decode`]; a value whose length
+/// does not fit its type is refused, never read past.
+pub fn decode_binary(raw: Option<&[u8]>, ty: ColType, what: &str) -> Result<Value> {
+    let Some(b) = raw else {
+        return Ok(Value::Null);
+    };
+    let bad_len = || {
+        Error::value(format!(
+            "cannot read {what} as {ty}: {} bytes in binary COPY",
+            b.len()
+        ))
+    };
+    let text = || {
+        String::from_utf8(b.to_vec())
+            .map_err(|e| Error::value(format!("cannot read {what} as {ty}: {e}")))
+    };
+    let i64_be = || b.try_into().map(i64::from_be_bytes).map_err(|_| bad_len());
+    Ok(match ty {
+        ColType::Bool => match b {
+            [v] => Value::Bool(*v != 0),
+            _ => return Err(bad_len()),
+        },
+        ColType::Int => Value::Int(i64_be()?),
+        ColType::Float => Value::Float(f64::from_bits(
+            b.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| bad_len())?,
+        )),
+        ColType::Decimal { .. } => {
+            let s = text()?;
+            if edgesync_core::value::is_canonical_decimal(&s) {
+                Value::Decimal(s)
+            } else {
+                Value::Decimal(canonical_decimal(&s).map_err(|e| e.context(what))?)
+            }
+        }
+        ColType::Text { .. } => Value::Text(text()?),
+        ColType::Json => Value::Json(text()?),
+        ColType::Bytes => Value::Bytes(b.to_vec()),
+        ColType::Date => {
+            let days = b
+                .try_into()
+                .map(i32::from_be_bytes)
+                .map_err(|_| bad_len())?;
+            Value::Date(date_from_pg(days).ok_or_else(|| out_of_range(what))?)
+        }
+        ColType::Time => Value::Time(time_from_pg(i64_be()?).ok_or_else(|| out_of_range(what))?),
+        ColType::Timestamp => {
+            Value::Timestamp(timestamp_from_pg(i64_be()?).ok_or_else(|| out_of_range(what))?)
+        }
+        ColType::TimestampTz => Value::TimestampTz(
+            timestamp_from_pg(i64_be()?)
+                .ok_or_else(|| out_of_range(what))?
+                .and_utc()
+                .fixed_offset(),
+        ),
+        ColType::Uuid => Value::Uuid(Uuid::from_slice(b).map_err(|_| bad_len())?),
+    })
+}
+
 /// The column's binary value as the integer PostgreSQL sends for dates
 /// (days) and times/timestamps (microseconds), bypassing sqlx's conversion,
 /// whose unchecked arithmetic panics on `infinity`.
@@ -267,6 +363,10 @@ impl ColumnArray {
 #[derive(Debug, Default)]
 pub struct Params {
     args: Vec<Arg>,
+    /// Render values as literals in the text instead of binding them: for a
+    /// statement that takes no parameters (`COPY`, see
+    /// [`Params::inline`]).
+    inline: bool,
 }
 
 #[derive(Debug)]
@@ -277,22 +377,46 @@ enum Arg {
 }
 
 impl Params {
+    /// Parameters written into the statement as literals, for `COPY`, which
+    /// takes none: text as an escape string literal (`E'...'`, whose
+    /// backslash and quote escaping means the same whatever
+    /// `standard_conforming_strings` says, as libpq's `PQescapeLiteral`
+    /// does), integers as numbers. Arrays are not supported.
+    pub fn inline() -> Self {
+        Params {
+            args: Vec::new(),
+            inline: true,
+        }
+    }
+
     /// A typed array parameter, as `$n::<ty>[]`.
     pub fn array(&mut self, a: ColumnArray, ty: &str) -> String {
+        debug_assert!(!self.inline, "arrays are never written as literals");
         self.args.push(Arg::Array(a));
         format!("${}::{ty}[]", self.args.len())
     }
 
     /// A text parameter, as `$n::text`.
     pub fn text(&mut self, s: impl Into<String>) -> String {
+        if self.inline {
+            return format!("{}::text", text_literal(&s.into()));
+        }
         self.args.push(Arg::Text(s.into()));
         format!("${}::text", self.args.len())
     }
 
     /// A bigint parameter, as `$n::bigint`.
     pub fn int(&mut self, i: i64) -> String {
+        if self.inline {
+            return format!("({i})::bigint");
+        }
         self.args.push(Arg::Int(i));
         format!("${}::bigint", self.args.len())
+    }
+
+    /// Whether values are written as literals ([`Params::inline`]).
+    pub fn is_inline(&self) -> bool {
+        self.inline
     }
 
     /// The query `sql` with every parameter bound.
@@ -307,6 +431,23 @@ impl Params {
         }
         q
     }
+}
+
+/// `s` as an escape string literal: `E'...'` with every backslash and quote
+/// doubled. Text holds no NUL (PostgreSQL refuses it in text), so nothing
+/// else needs escaping.
+fn text_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("''"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// The text a value is bound as for a text-transported column (text, decimal,
@@ -359,6 +500,77 @@ pub fn kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes_whatever_the_setting() {
+        assert_eq!(text_literal("plain"), "E'plain'");
+        assert_eq!(text_literal("O'Brien"), "E'O''Brien'");
+        assert_eq!(text_literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(
+            text_literal("\\'; DROP TABLE t; --"),
+            "E'\\\\''; DROP TABLE t; --'"
+        );
+        let mut p = Params::inline();
+        assert_eq!(p.text("x'y"), "E'x''y'::text");
+        assert_eq!(p.int(-7), "(-7)::bigint");
+        assert!(p.args.is_empty());
+        let mut q = Params::default();
+        assert_eq!(q.text("x"), "$1::text");
+        assert_eq!(q.int(1), "$2::bigint");
+    }
+
+    #[test]
+    fn binary_reading_covers_exactly_the_forms_read_expr_fixes() {
+        let dec = ColType::Decimal {
+            precision: Some(12),
+            scale: Some(2),
+        };
+        let text = ColType::Text { max_len: None };
+        for (ty, native, ok) in [
+            (ColType::Int, "integer", true),
+            (dec, "numeric(12,2)", true),
+            (ColType::Json, "jsonb", true),
+            (text, "text", true),
+            (text, "character varying(20)", true),
+            (text, "character(3)", false),
+            (text, "citext", false),
+            (ColType::Bool, "boolean", true),
+            (ColType::Float, "double precision", true),
+            (ColType::Float, "real", false),
+            (ColType::Bytes, "bytea", true),
+            (ColType::Date, "date", true),
+            (ColType::Time, "time without time zone", true),
+            (ColType::Time, "time(3) without time zone", true),
+            (ColType::Time, "time with time zone", false),
+            (ColType::Timestamp, "timestamp(6) without time zone", true),
+            (ColType::Timestamp, "timestamp with time zone", false),
+            (ColType::TimestampTz, "timestamp with time zone", true),
+            (ColType::TimestampTz, "timestamp(0) with time zone", true),
+            (ColType::TimestampTz, "timestamp without time zone", false),
+            (ColType::Uuid, "uuid", true),
+            (ColType::Uuid, "text", false),
+        ] {
+            assert_eq!(binary_readable(ty, native), ok, "{ty:?} as {native}");
+        }
+    }
+
+    #[test]
+    fn binary_values_of_the_wrong_length_are_refused() {
+        let e = decode_binary(Some(&[0, 1]), ColType::Int, "t.c").expect_err("short");
+        assert!(e.message().contains("t.c"), "{e}");
+        assert!(decode_binary(Some(&[1, 2]), ColType::Bool, "t.c").is_err());
+        assert!(decode_binary(Some(&[0; 15]), ColType::Uuid, "t.c").is_err());
+        assert!(decode_binary(Some(&[0xff]), ColType::Text { max_len: None }, "t.c").is_err());
+        assert_eq!(
+            decode_binary(None, ColType::Date, "t.c").expect("null"),
+            Value::Null
+        );
+        assert_eq!(
+            decode_binary(Some(&[0, 0, 0, 0]), ColType::Date, "t.c").expect("epoch"),
+            Value::Date(NaiveDate::from_ymd_opt(2000, 1, 1).expect("date"))
+        );
+        assert!(decode_binary(Some(&i32::MAX.to_be_bytes()), ColType::Date, "t.c").is_err());
+    }
 
     #[test]
     fn native_types_map_or_are_refused_with_a_reason() {
