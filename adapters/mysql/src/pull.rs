@@ -17,11 +17,14 @@
 //! `es_ver` index and looks up every row in the clustered index):
 //!
 //! 1. Its first page, inside its snapshot, takes the pass's top version
-//!    `V0`: the highest version visible there among the table's rows and
-//!    tombstones. Every version `<= V0` is committed and visible in that
-//!    snapshot (versions become visible in order), hence in every later
-//!    page's snapshot too; and every version handed out from then on is
-//!    above `V0`.
+//!    `V0`: the version counter (`es_ctl.seq`) as that snapshot sees it,
+//!    the last version handed out by a committed transaction. Every version
+//!    `<= V0` is committed and visible in that snapshot (versions are handed
+//!    out under the `es_ctl` lock, held to commit, so they become visible in
+//!    order), hence in every later page's snapshot too; and every version
+//!    handed out from then on is above `V0`. (The counter rather than the
+//!    table's highest version: it is never below a retention purge mark,
+//!    so the incremental pass that follows is never refused as purged past.)
 //! 2. The rows: `es_ver <= V0 AND key > <cursor>`, in key order, `limit` at a
 //!    time; the cursor is the last row's key values, bound typed and compared
 //!    in each column's collation, as `ORDER BY` sorts. The cursor only moves
@@ -391,22 +394,22 @@ impl Page<'_> {
         Ok((changes, next))
     }
 
-    /// The highest version of the table's rows and tombstones visible in
-    /// this page's snapshot (both read from the end of an index).
+    /// The last version handed out, as this page's snapshot sees the
+    /// version counter (a consistent read: no lock, see the module doc).
     async fn top(&self, tx: &mut Transaction<'_>) -> Result<i64> {
-        let top: Option<Option<i64>> = tx
-            .exec_first(
-                format!(
-                    "SELECT GREATEST(COALESCE((SELECT MAX(es_ver) FROM {table}), 0),
-                                     COALESCE((SELECT MAX(es_ver) FROM {tombs} WHERE tbl = ?), 0))",
-                    table = self.db.table_ref(&self.table.central),
-                    tombs = self.db.meta("es_tombstones"),
-                ),
-                (self.db.tbl_id(&self.table.central),),
-            )
+        let top: Option<i64> = tx
+            .query_first(format!(
+                "SELECT seq FROM {} WHERE id = 1",
+                self.db.meta("es_ctl")
+            ))
             .await
-            .map_err(ctx("reading the highest version"))?;
-        Ok(top.flatten().unwrap_or(0))
+            .map_err(ctx("reading the version counter es_ctl"))?;
+        top.ok_or_else(|| {
+            Error::schema(format!(
+                "the version counter {} has no row; run init-sync",
+                self.db.meta("es_ctl")
+            ))
+        })
     }
 
     /// The condition "the row's key comes after `key`" in key order, its
