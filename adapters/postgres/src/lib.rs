@@ -75,6 +75,9 @@ mod write;
 pub struct PgCentral {
     pool: PgPool,
     addr: String,
+    /// Read pull pages with a binary COPY where the columns allow it (see
+    /// `copy_out.rs`); off only for tests of the query path.
+    copy_reads: bool,
 }
 
 impl PgCentral {
@@ -91,7 +94,17 @@ impl PgCentral {
         Ok(PgCentral {
             pool: c.pool,
             addr: c.addr,
+            copy_reads: true,
         })
+    }
+
+    /// Read every pull page through sqlx's query path, never with a binary
+    /// COPY: the path a page takes when one of its columns cannot be read
+    /// from a COPY. For tests that hold the two paths to the same values.
+    #[doc(hidden)]
+    pub fn without_copy_reads(mut self) -> PgCentral {
+        self.copy_reads = false;
+        self
     }
 
     /// The connection pool (for tests and tools).
@@ -158,9 +171,17 @@ impl Central for PgCentral {
         token: Option<&str>,
         limit: usize,
     ) -> Result<PullPage> {
-        pull::pull(&self.pool, node, table, scope, token, limit)
-            .await
-            .map(|p| p.with_fingerprint(table))
+        pull::pull(
+            &self.pool,
+            node,
+            table,
+            scope,
+            token,
+            limit,
+            self.copy_reads,
+        )
+        .await
+        .map(|p| p.with_fingerprint(table))
     }
 
     async fn conflicts(&self, all: bool, limit: usize) -> Result<Vec<ConflictRecord>> {

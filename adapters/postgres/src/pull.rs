@@ -172,6 +172,7 @@ pub async fn pull(
     scope: Option<&Scope>,
     token: Option<&str>,
     limit: usize,
+    copy: bool,
 ) -> Result<PullPage> {
     let tok = Token::parse(token, table)?;
     let doing = format!("pulling from {}", table.central);
@@ -191,7 +192,7 @@ pub async fn pull(
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(ctx(&doing))?;
-    let page = read_page(&mut tx, node, table, scope, tok, limit.max(1))
+    let page = read_page(&mut tx, node, table, scope, tok, limit.max(1), copy)
         .await
         .map_err(|e| e.context(&doing))?;
     tx.commit().await.map_err(ctx(&doing))?;
@@ -205,6 +206,7 @@ async fn read_page(
     scope: Option<&Scope>,
     tok: Token,
     limit: usize,
+    copy: bool,
 ) -> Result<PullPage> {
     // First statement of the transaction: this is the page's snapshot.
     let snapshot: String = sqlx::query_scalar("SELECT txid_current_snapshot()::text")
@@ -219,6 +221,7 @@ async fn read_page(
         node,
         wm: tok.wm.as_deref(),
         scope,
+        copy,
     };
     let mut changes = Vec::new();
     let mut cursor = tok.cursor();
@@ -261,6 +264,8 @@ struct Page<'a> {
     wm: Option<&'a str>,
     /// The node's row filter, if the table has one.
     scope: Option<&'a Scope>,
+    /// Read the rows with a binary COPY where the columns allow it.
+    copy: bool,
 }
 
 impl Page<'_> {
@@ -323,10 +328,10 @@ impl Page<'_> {
     ) -> Result<(Vec<Change>, Option<Cursor>)> {
         let t = self.table;
         let by_txid = self.wm.is_some();
-        // A full pass reads its pages with a binary COPY when every column
-        // can be decoded from it (see `copy_out`); its values are written
-        // into the statement, which COPY needs.
-        let copy = !by_txid
+        // Pages are read with a binary COPY when every column can be
+        // decoded from it (see `copy_out`); the values are written into the
+        // statement, which COPY needs.
+        let copy = self.copy
             && t.columns
                 .iter()
                 .zip(self.natives)
@@ -419,8 +424,12 @@ impl Page<'_> {
             .map(|c| format!("{}.{}", t.central, c.central))
             .collect();
         if p.is_inline() {
-            let out = copy_rows(conn, &query, t, &what).await?;
-            return Ok((out.0, out.1.map(Cursor::Key)));
+            let (out, last) = copy_rows(conn, &query, t, &what).await?;
+            let last = last.map(|(key, txid)| match by_txid {
+                true => Cursor::Tx(TxCursor { txid, key }),
+                false => Cursor::Key(key),
+            });
+            return Ok((out, last));
         }
         // Rows are decoded as they arrive, while the server is still
         // sending the rest of the page; the last one is kept for the cursor.
@@ -587,15 +596,15 @@ impl Page<'_> {
     }
 }
 
-/// The rows of a full pass's page, read with a binary COPY of `query` (the
-/// page's `SELECT`, parameters written in): the same changes the query path
-/// decodes, and the last row's key text for the cursor.
+/// The rows of a page, read with a binary COPY of `query` (the page's
+/// `SELECT`, parameters written in): the same changes the query path
+/// decodes, and the last row's key text and `es_txid` for the cursor.
 async fn copy_rows(
     conn: &mut PgConnection,
     query: &str,
     t: &TableMapping,
     what: &[String],
-) -> Result<(Vec<Change>, Option<Vec<String>>)> {
+) -> Result<(Vec<Change>, Option<(Vec<String>, i64)>)> {
     use futures_util::TryStreamExt;
     let copy = format!("COPY ({query}) TO STDOUT (FORMAT binary)");
     let mut stream = conn
@@ -607,6 +616,7 @@ async fn copy_rows(
         what,
         tuples: crate::copy_out::Tuples::default(),
         last: vec![Vec::new(); t.key.len()],
+        last_txid: 0,
         out: Vec::new(),
     };
     while let Some(chunk) = stream
@@ -633,10 +643,10 @@ async fn copy_rows(
             String::from_utf8(b).map_err(|_| Error::internal("a pull cursor key text is not UTF-8"))
         })
         .collect::<Result<Vec<String>>>()?;
-    Ok((page.out, Some(cursor)))
+    Ok((page.out, Some((cursor, page.last_txid))))
 }
 
-/// A full pass's page as its binary COPY arrives (see [`copy_rows`]).
+/// A page as its binary COPY arrives (see [`copy_rows`]).
 struct CopyPage<'a> {
     t: &'a TableMapping,
     /// What each column is called in messages.
@@ -644,6 +654,8 @@ struct CopyPage<'a> {
     tuples: crate::copy_out::Tuples,
     /// The last row's key text, buffers reused row to row.
     last: Vec<Vec<u8>>,
+    /// The last row's `es_txid`.
+    last_txid: i64,
     out: Vec<Change>,
 }
 
@@ -683,6 +695,7 @@ impl CopyPage<'_> {
             };
             let hlc = copy_int(tuples.field(nk + n + 2), "es_hlc")?;
             let in_scope = copy_int(tuples.field(nk + n + 3), "the scope flag")?;
+            self.last_txid = copy_int(tuples.field(nk + n + 4), "es_txid")?;
             for (j, buf) in self.last.iter_mut().enumerate() {
                 buf.clear();
                 buf.extend_from_slice(tuples.field(j).unwrap_or_default());

@@ -172,11 +172,11 @@ async fn every_type_round_trips_through_push_and_pull() {
     );
 }
 
-/// A full pass reads its pages with a binary COPY, an incremental pass
-/// through sqlx's query path: both must decode every type to the same
-/// values, whatever the page size cuts.
+/// Pages are read with a binary COPY where the columns allow it, through
+/// sqlx's query path otherwise: both must decode every type to the same
+/// values, in full and incremental passes, whatever the page size cuts.
 #[tokio::test]
-async fn full_and_incremental_passes_read_every_type_alike() {
+async fn the_copy_and_query_paths_read_every_type_alike() {
     let db = TestDb::new().await;
     db.exec(CREATE_ALL).await;
     let m = mapping(
@@ -196,22 +196,29 @@ async fn full_and_incremental_passes_read_every_type_alike() {
         .push("edge-a", &m, &batch(changes))
         .await
         .expect("push");
-    // Pages of two rows: the second full page resumes after a COPY's cursor.
-    let (full, token) = pull_pass(&db.central, "edge-b", &m, None, 2).await;
-    db.exec("UPDATE alltypes SET id = id").await;
-    let (incremental, _) = pull_pass(&db.central, "edge-b", &m, Some(token), 2).await;
-    assert_eq!(full.len(), 3);
-    assert_eq!(incremental.len(), 3);
+    let query = edgesync_postgres::PgCentral::connect(&url_for(&db.name), None)
+        .await
+        .expect("connect")
+        .without_copy_reads();
     let values = |cs: &[edgesync_core::Change]| {
-        let mut v: Vec<(Vec<Value>, Option<Vec<Value>>, bool)> = cs
+        let mut v: Vec<(Vec<Value>, Option<Vec<Value>>, bool, i64)> = cs
             .iter()
-            .map(|c| (c.key.clone(), c.values.clone(), c.deleted))
+            .map(|c| (c.key.clone(), c.values.clone(), c.deleted, c.version))
             .collect();
-        v.sort_by_key(|(k, _, _)| format!("{k:?}"));
+        v.sort_by_key(|(k, _, _, _)| format!("{k:?}"));
         v
     };
-    assert_eq!(values(&full), values(&incremental));
-    assert!(full.iter().all(|c| c.version > 0 && c.values.is_some()));
+    // Pages of two rows: the second page resumes after the first's cursor.
+    let (copied, token) = pull_pass(&db.central, "edge-b", &m, None, 2).await;
+    let (queried, token_q) = pull_pass(&query, "edge-b", &m, None, 2).await;
+    assert_eq!(copied.len(), 3);
+    assert_eq!(values(&copied), values(&queried));
+    assert!(copied.iter().all(|c| c.version > 0 && c.values.is_some()));
+    db.exec("UPDATE alltypes SET id = id").await;
+    let (copied, _) = pull_pass(&db.central, "edge-b", &m, Some(token), 2).await;
+    let (queried, _) = pull_pass(&query, "edge-b", &m, Some(token_q), 2).await;
+    assert_eq!(copied.len(), 3);
+    assert_eq!(values(&copied), values(&queried));
 }
 
 #[tokio::test]
@@ -381,21 +388,27 @@ async fn values_edgesync_cannot_carry_are_errors_not_panics() {
         DeleteMode::Soft,
     );
     db.init(std::slice::from_ref(&m)).await;
-    for (col, value) in [
+    let query = edgesync_postgres::PgCentral::connect(&url_for(&db.name), None)
+        .await
+        .expect("connect")
+        .without_copy_reads();
+    for ((col, value), central) in [
         ("ts", "'infinity'"),
         ("tz", "'-infinity'"),
         ("da", "'infinity'"),
         ("ti", "'24:00:00'"),
         ("dn", "'NaN'"),
-    ] {
-        // A full pass (binary COPY) and an incremental one (the query
-        // path) refuse it alike.
+    ]
+    .into_iter()
+    .flat_map(|cv| [(cv, &db.central), (cv, &query)])
+    {
+        // A full pass and an incremental one refuse it, on the COPY and on
+        // the query path alike.
         db.exec(&format!(
             "TRUNCATE alltypes; INSERT INTO alltypes (id, {col}) VALUES (1, {value})"
         ))
         .await;
-        let err = db
-            .central
+        let err = central
             .pull("e", &m, None, 10)
             .await
             .expect_err("must be refused");
@@ -403,11 +416,10 @@ async fn values_edgesync_cannot_carry_are_errors_not_panics() {
         assert!(err.message().contains(&format!("alltypes.{col}")), "{err}");
         db.exec("TRUNCATE alltypes; INSERT INTO alltypes (id) VALUES (1)")
             .await;
-        let (_, token) = pull_pass(&db.central, "e", &m, None, 10).await;
+        let (_, token) = pull_pass(central, "e", &m, None, 10).await;
         db.exec(&format!("UPDATE alltypes SET {col} = {value}"))
             .await;
-        let err = db
-            .central
+        let err = central
             .pull("e", &m, Some(&token), 10)
             .await
             .expect_err("must be refused");
