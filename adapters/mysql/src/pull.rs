@@ -96,7 +96,7 @@ struct Token {
 /// Where a key-ordered full pass stands.
 #[derive(Debug, Clone, PartialEq)]
 struct Pass {
-    /// `V0`: the highest version visible at the pass's first page.
+    /// `V0`: the version counter as the pass's first page saw it.
     top: i64,
     at: At,
 }
@@ -224,7 +224,10 @@ pub async fn pull(
     let doing = format!("pulling from {}", table.central);
     let mut conn = pool.get_conn().await.map_err(ctx(&doing))?;
     // sync.retention: a position the purge has passed is refused (a full
-    // pass never is); where the node stands is recorded.
+    // pass never is); where the node stands is recorded: at every page of
+    // an incremental pass (each moves it), at the first page of a full pass
+    // (its position stays 0 until the pass ends, so the later pages would
+    // write the same row again, one write a page).
     crate::retention::admit(
         &mut conn,
         db,
@@ -232,6 +235,7 @@ pub async fn pull(
         &db.tbl_id(&table.central),
         tok.after,
         tok.full,
+        !tok.full || tok.pass.is_none(),
     )
     .await
     .map_err(|e| e.context(&doing))?;

@@ -25,8 +25,9 @@ const NO_SUCH_TABLE: u16 = 1146;
 
 /// Before a pull of `tbl` by `node` continuing after version `after`
 /// (`full`: part of a full pass): refuse a position the purge has passed,
-/// and record where the node stands. Without `es_pulls` (provisioned by an
-/// older edgesync; re-run init-sync) there is nothing to check or record.
+/// and, when `record`, record where the node stands. Without `es_pulls`
+/// (provisioned by an older edgesync; re-run init-sync) there is nothing to
+/// check or record.
 pub(crate) async fn admit(
     conn: &mut Conn,
     db: &Db,
@@ -34,6 +35,7 @@ pub(crate) async fn admit(
     tbl: &str,
     after: i64,
     full: bool,
+    record: bool,
 ) -> Result<()> {
     let purged: std::result::Result<Option<i64>, mysql_async::Error> = conn
         .exec_first(
@@ -55,6 +57,9 @@ pub(crate) async fn admit(
                  the table must be loaded afresh"
             ),
         ));
+    }
+    if !record {
+        return Ok(());
     }
     conn.exec_drop(
         format!(

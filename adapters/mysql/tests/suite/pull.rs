@@ -761,3 +761,49 @@ async fn a_scoped_full_pass_goes_in_key_order_over_the_nodes_rows_only() {
     next.sort_unstable();
     assert_eq!(next, vec![(9, false), (10, true)]);
 }
+
+/// Where a node stands (`es_pulls`) is written at the first page of a full
+/// pass, not again at its later pages (its position stays 0 until the pass
+/// ends); then at every incremental page, each of which moves it.
+#[tokio::test]
+async fn a_full_pass_records_the_node_once_and_incremental_pages_each_time() {
+    let db = TestDb::new().await;
+    let m = items(&db, ConflictPolicy::ServerWins, DeleteMode::Hard).await;
+    db.exec("INSERT INTO items (id, name, price) SELECT seq, 'x', 1 FROM seq_1_to_9")
+        .await;
+    let recorded = || async {
+        db.scalar::<String>("SELECT CONCAT(ver, ' ', at) FROM es_pulls WHERE node = 'e'")
+            .await
+    };
+    let first = db.central.pull("e", &m, None, 3).await.expect("page 1");
+    assert!(!first.done);
+    let at_first = recorded().await;
+    assert!(at_first.starts_with("0 "), "{at_first}");
+    db.exec("UPDATE es_pulls SET at = '2000-01-01 00:00:00' WHERE node = 'e'")
+        .await;
+    let second = db
+        .central
+        .pull("e", &m, Some(&first.token), 3)
+        .await
+        .expect("page 2");
+    assert!(!second.done);
+    assert_eq!(
+        recorded().await,
+        "0 2000-01-01 00:00:00.000000",
+        "a later page of the full pass wrote again"
+    );
+    let (_, end) = pull_pass(&db.central, "e", &m, Some(second.token), 3).await;
+    db.exec("UPDATE items SET qty = qty + 1").await;
+    let page = db
+        .central
+        .pull("e", &m, Some(&end), 3)
+        .await
+        .expect("incremental page");
+    assert!(!page.done);
+    let after: i64 = serde_json::from_str::<serde_json::Value>(&end).expect("token")["after"]
+        .as_i64()
+        .expect("after");
+    let now = recorded().await;
+    assert!(now.starts_with(&format!("{after} ")), "{now} after {after}");
+    assert!(!now.contains("2000-01-01"), "{now}");
+}
