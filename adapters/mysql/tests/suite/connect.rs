@@ -88,3 +88,40 @@ async fn ping_backend_and_the_session_every_connection_gets() {
     }
     assert_eq!((tz.as_str(), cs.as_str()), ("+00:00", "utf8mb4"));
 }
+
+/// Pooled connections are reused, not opened per call: twenty pulls run on
+/// connections the pool already had (the server's connection ids repeat),
+/// and an idle one stays open afterwards.
+#[tokio::test]
+async fn pooled_connections_are_reused_between_calls() {
+    let db = TestDb::new().await;
+    let m = crate::common::items(
+        &db,
+        edgesync_core::ConflictPolicy::ServerWins,
+        edgesync_core::DeleteMode::Hard,
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        db.central.pull("e", &m, None, 10).await.expect("pull");
+        let mut conn = db.central.pool().get_conn().await.expect("conn");
+        let id: u64 = conn
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .expect("id")
+            .expect("row");
+        ids.insert(id);
+    }
+    assert!(
+        ids.len() <= 2,
+        "20 checkouts after pulls used {} connections: {ids:?}",
+        ids.len()
+    );
+    let idle: i64 = db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND COMMAND = 'Sleep'",
+            db.name
+        ))
+        .await;
+    assert!(idle >= 1, "no idle pooled connection left open");
+}
