@@ -208,13 +208,17 @@ async fn read_page(
     limit: usize,
     copy: bool,
 ) -> Result<PullPage> {
-    // First statement of the transaction: this is the page's snapshot.
-    let snapshot: String = sqlx::query_scalar("SELECT txid_current_snapshot()::text")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(ctx("taking the snapshot"))?;
+    // The pass's target is the snapshot of its first page, taken as that
+    // page's first statement (later pages have it in their token: one round
+    // trip less a page).
+    let target = match tok.target.clone() {
+        Some(target) => target,
+        None => sqlx::query_scalar("SELECT txid_current_snapshot()::text")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(ctx("taking the snapshot"))?,
+    };
     let natives = crate::schema::natives(conn, table).await?;
-    let target = tok.target.clone().unwrap_or(snapshot);
     let page = Page {
         table,
         natives: &natives,

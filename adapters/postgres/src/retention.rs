@@ -39,6 +39,11 @@ pub(crate) async fn admit(
     wm: Option<&str>,
     record: bool,
 ) -> Result<()> {
+    // A full pass (no snapshot yet) is never refused; past its first page
+    // there is nothing to record either, so no statement at all.
+    if wm.is_none() && !record {
+        return Ok(());
+    }
     let q = &table.central;
     let tbl = sql::tbl_id(q);
     // The last purged delete, if the node's snapshot does not see it.
