@@ -43,6 +43,29 @@ const CREATE_ALL: &str = "CREATE TABLE alltypes (
     d numeric(38,10), dn numeric, t text, vc varchar(10), by bytea, da date, ti time,
     ts timestamp, tz timestamptz, u uuid, j json, jb jsonb)";
 
+/// `alltypes` created, mapped with every type and provisioned.
+async fn alltypes(db: &TestDb) -> edgesync_core::TableMapping {
+    db.exec(CREATE_ALL).await;
+    let m = mapping(
+        "alltypes",
+        &all_types(),
+        &[0],
+        ConflictPolicy::ServerWins,
+        DeleteMode::Soft,
+    );
+    db.init(std::slice::from_ref(&m)).await;
+    m
+}
+
+/// A second central on the test database that reads every pull page
+/// through sqlx's query path, never with a binary COPY.
+async fn query_reader(db: &TestDb) -> edgesync_postgres::PgCentral {
+    edgesync_postgres::PgCentral::connect(&url_for(&db.name), None)
+        .await
+        .expect("connect")
+        .without_copy_reads()
+}
+
 fn ts(s: &str) -> Value {
     Value::Timestamp(parse_timestamp(s).expect(s))
 }
@@ -178,15 +201,7 @@ async fn every_type_round_trips_through_push_and_pull() {
 #[tokio::test]
 async fn the_copy_and_query_paths_read_every_type_alike() {
     let db = TestDb::new().await;
-    db.exec(CREATE_ALL).await;
-    let m = mapping(
-        "alltypes",
-        &all_types(),
-        &[0],
-        ConflictPolicy::ServerWins,
-        DeleteMode::Soft,
-    );
-    db.init(std::slice::from_ref(&m)).await;
+    let m = alltypes(&db).await;
     let changes = rows()
         .into_iter()
         .enumerate()
@@ -196,10 +211,7 @@ async fn the_copy_and_query_paths_read_every_type_alike() {
         .push("edge-a", &m, &batch(changes))
         .await
         .expect("push");
-    let query = edgesync_postgres::PgCentral::connect(&url_for(&db.name), None)
-        .await
-        .expect("connect")
-        .without_copy_reads();
+    let query = query_reader(&db).await;
     let values = |cs: &[edgesync_core::Change]| {
         let mut v: Vec<(Vec<Value>, Option<Vec<Value>>, bool, i64)> = cs
             .iter()
@@ -224,15 +236,7 @@ async fn the_copy_and_query_paths_read_every_type_alike() {
 #[tokio::test]
 async fn values_central_applications_write_read_back_exactly() {
     let db = TestDb::new().await;
-    db.exec(CREATE_ALL).await;
-    let m = mapping(
-        "alltypes",
-        &all_types(),
-        &[0],
-        ConflictPolicy::ServerWins,
-        DeleteMode::Soft,
-    );
-    db.init(std::slice::from_ref(&m)).await;
+    let m = alltypes(&db).await;
     db.exec(
         "SET TIME ZONE 'America/St_Johns';
          INSERT INTO alltypes (id, d, dn, tz, by, j) VALUES
@@ -379,19 +383,8 @@ async fn describe_maps_types_and_refuses_lossy_ones() {
 #[tokio::test]
 async fn values_edgesync_cannot_carry_are_errors_not_panics() {
     let db = TestDb::new().await;
-    db.exec(CREATE_ALL).await;
-    let m = mapping(
-        "alltypes",
-        &all_types(),
-        &[0],
-        ConflictPolicy::ServerWins,
-        DeleteMode::Soft,
-    );
-    db.init(std::slice::from_ref(&m)).await;
-    let query = edgesync_postgres::PgCentral::connect(&url_for(&db.name), None)
-        .await
-        .expect("connect")
-        .without_copy_reads();
+    let m = alltypes(&db).await;
+    let query = query_reader(&db).await;
     for ((col, value), central) in [
         ("ts", "'infinity'"),
         ("tz", "'-infinity'"),
