@@ -221,13 +221,21 @@ async fn an_interrupted_resnapshot_resumes(backend: Backend) {
         edge.db.apply_resnapshot(table, &page).await.expect("apply");
         // ... and the process dies here.
     }
+    // Written on the edge mid-snapshot and pushed before the pass ends: one
+    // key ahead of the pass's cursor, one behind it (a central pass need
+    // not deliver either, and the node's own writes do not come back to
+    // it): the end of the re-snapshot must keep both.
     env.edge("c")
-        .execute_batch("INSERT INTO items (id, name) VALUES (200, 'written mid-snapshot');")
+        .execute_batch(
+            "INSERT INTO items (id, name) VALUES (200, 'written mid-snapshot');
+             INSERT INTO items (id, name) VALUES (0, 'behind the cursor');",
+        )
         .expect("c write");
     let stats = env.sync_node("c").await;
     assert_eq!(stats[0].resnapshots, 1, "{stats:?}");
     let central = central_rows(&env).await;
     assert!(central.contains(&vec!["200".to_string(), "written mid-snapshot".to_string()]));
+    assert!(central.contains(&vec!["0".to_string(), "behind the cursor".to_string()]));
     assert!(!central.iter().any(|r| r[0] == "5" || r[0] == "6"));
     assert_eq!(edge_rows(&env, "c"), central);
 }

@@ -11,8 +11,11 @@
 //! in the same transaction as the page and its token. The page that ends
 //! the pass also removes the rows the central did not deliver — rows it
 //! deleted while the edge was away, whose tombstones are gone — except rows
-//! with local writes still pending and quarantined ones, then forgets the
-//! keys and counts the re-snapshot (`status`).
+//! with local writes still pending, rows written on the edge since the
+//! re-snapshot began (pushed during it or not: a pass need not deliver
+//! them, and the node's own writes do not come back by later pulls), and
+//! quarantined ones; then it forgets the keys and counts the re-snapshot
+//! (`status`).
 
 use edgesync_core::{PullPage, Result, TableMapping};
 use rusqlite::types::Value as SqlValue;
@@ -75,11 +78,21 @@ pub(super) fn begin(conn: &mut Connection, m: &TableMapping) -> Result<()> {
         .db()?;
     tx.execute_batch(CREATE)
         .db_ctx(|| format!("creating the re-snapshot state of {}", m.edge))?;
+    if !has_since(&tx)? {
+        tx.execute_batch("ALTER TABLE es_resnapshot ADD COLUMN since INTEGER")
+            .db_ctx(|| format!("upgrading the re-snapshot state of {}", m.edge))?;
+    }
     tx.execute("DELETE FROM es_resnapshot_keys WHERE tbl = ?1", [&m.edge])
         .db()?;
+    // `since`: the local write sequence now. A row written on the edge from
+    // here on (pushed during the pass or not) is newer than anything the
+    // pass must confirm, and the pass may not deliver it: a central pass
+    // leaves out a row behind its cursor or above its top version, and the
+    // node's own writes never come back to it by the incremental pull
+    // after. `finish` keeps such rows.
     tx.execute(
-        "INSERT INTO es_resnapshot (tbl, active) VALUES (?1, 1) \
-         ON CONFLICT (tbl) DO UPDATE SET active = 1",
+        "INSERT INTO es_resnapshot (tbl, active, since) VALUES (?1, 1, (SELECT seq FROM es_ctl)) \
+         ON CONFLICT (tbl) DO UPDATE SET active = 1, since = excluded.since",
         [&m.edge],
     )
     .db()?;
@@ -125,11 +138,38 @@ pub(super) fn apply(
     Ok(stats)
 }
 
-/// End of the pass: drop the rows the central no longer has (clean and not
-/// quarantined), forget the keys, count the re-snapshot.
+/// Does `es_resnapshot` have its `since` column (added after it first
+/// shipped)?
+fn has_since(conn: &Connection) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('es_resnapshot') WHERE name = 'since')",
+        [],
+        |r| r.get(0),
+    )
+    .db()
+}
+
+/// End of the pass: drop the rows the central no longer has (clean, not
+/// quarantined, and not written on the edge since the re-snapshot began),
+/// forget the keys, count the re-snapshot.
 fn finish(tx: &Connection, t: &EdgeTable<'_>) -> Result<()> {
     let m = t.m;
-    let wm = push_wm(tx, &m.edge)?;
+    let mut wm = push_wm(tx, &m.edge)?;
+    // A re-snapshot begun by an older edgesync has no `since`.
+    if has_since(tx)? {
+        let since: Option<i64> = tx
+            .query_row(
+                "SELECT since FROM es_resnapshot WHERE tbl = ?1",
+                [&m.edge],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?
+            .flatten();
+        if let Some(since) = since {
+            wm = wm.min(since);
+        }
+    }
     let row_key = sql::key_json(Some("r."), 0, &t.key);
     let quarantined = if super::quarantine::exists(tx)? {
         format!(
