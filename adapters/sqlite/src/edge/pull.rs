@@ -129,6 +129,15 @@ pub(super) fn apply_page(
                     (Some(top), [Value::Int(k)]) => top.is_none_or(|top| *k > top),
                     _ => false,
                 };
+            // The usual pulled update (a clean row, an older version) in
+            // one statement; anything else is decided below.
+            if !absent && !quarantined && w.update_if_clean(change, wm)? {
+                if bases {
+                    w.drop_base(key)?;
+                }
+                stats.applied += 1;
+                continue;
+            }
             let local = if absent { None } else { w.local(key)? };
             match local {
                 // Written locally and not yet pushed: the push will meet this

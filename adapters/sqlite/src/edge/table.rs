@@ -48,6 +48,10 @@ struct Sql {
     /// a key column, even to its own value, makes SQLite move the row (a
     /// rowid change: delete, insert and every index entry rewritten).
     update_values: String,
+    /// `update_values` only where the row is clean and older than the
+    /// change: `?n+4..` key, then `wm` (the push watermark) and the change's
+    /// version (see [`Writer::update_if_clean`]).
+    update_clean: String,
     /// `?1` cver, `?2` hlc, `?3..` key.
     mark_deleted: String,
     /// `?1..` key.
@@ -235,6 +239,21 @@ impl<'a> EdgeTable<'a> {
                 b = n + 2,
                 c = n + 3,
             ),
+            update_clean: format!(
+                "UPDATE {q} SET {}es_cver = COALESCE(?{a}, es_cver), \
+                 es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {} \
+                 AND es_ver <= ?{w} AND (es_cver IS NULL OR es_cver < ?{v})",
+                value_sets
+                    .iter()
+                    .map(|s| format!("{s}, "))
+                    .collect::<String>(),
+                sql::key_match_params(n + 4, &key),
+                a = n + 1,
+                b = n + 2,
+                c = n + 3,
+                w = n + 4 + key.len(),
+                v = n + 5 + key.len(),
+            ),
             mark_deleted: format!(
                 "UPDATE {q} SET es_deleted = 1, es_cver = COALESCE(?1, es_cver), \
                  es_hlc = COALESCE(?2, es_hlc) WHERE {}",
@@ -402,6 +421,7 @@ impl<'a> EdgeTable<'a> {
             insert_many: None,
             update: None,
             update_values: None,
+            update_clean: None,
             mark_deleted: None,
             delete: None,
             cver: None,
@@ -424,6 +444,7 @@ pub(super) struct Writer<'t, 'c> {
     insert_many: Option<CachedStatement<'c>>,
     update: Option<CachedStatement<'c>>,
     update_values: Option<CachedStatement<'c>>,
+    update_clean: Option<CachedStatement<'c>>,
     mark_deleted: Option<CachedStatement<'c>>,
     delete: Option<CachedStatement<'c>>,
     cver: Option<CachedStatement<'c>>,
@@ -698,6 +719,47 @@ impl<'t> Writer<'t, '_> {
 }
 
 impl Writer<'_, '_> {
+    /// A pulled change with values, written over its row in one statement
+    /// when the row is there, clean (`es_ver <= wm`: no local change waiting
+    /// to be pushed) and older than the change (`es_cver` below its
+    /// version), exactly as [`Writer::local`] and then [`Writer::put`]
+    /// would: the usual pulled update, with one B-tree search instead of
+    /// two. `false` when it wrote nothing (no such row, dirty, already as
+    /// new; or values that do not carry the key): the caller decides the
+    /// general way.
+    pub(super) fn update_if_clean(&mut self, change: &Change, wm: i64) -> Result<bool> {
+        let t = self.t;
+        let n = t.m.columns.len();
+        let key = &change.key;
+        let Some(values) = change.values.as_deref() else {
+            return Ok(false);
+        };
+        if change.deleted || change.is_move_out() || values.len() != n {
+            return Ok(false);
+        }
+        self.check_key(key)?;
+        if !t.m.key.iter().zip(key).all(|(&i, k)| values[i] == *k) {
+            return Ok(false);
+        }
+        let st = prepared(&mut self.update_clean, self.conn, &t.sql.update_clean)?;
+        if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
+            return Err(self.bind_error(Part::Row, i, key, e));
+        }
+        st.raw_bind_parameter(n + 1, change.version).db()?;
+        st.raw_bind_parameter(n + 2, change.hlc).db()?;
+        st.raw_bind_parameter(n + 3, 0i64).db()?;
+        if let Err((j, e)) = Self::bind_key(t, st, n + 4, key, &mut self.buf) {
+            return Err(self.bind_error(Part::Key, j, key, e));
+        }
+        let nk = key.len();
+        st.raw_bind_parameter(n + 4 + nk, wm).db()?;
+        st.raw_bind_parameter(n + 5 + nk, change.version).db()?;
+        let changed = st
+            .raw_execute()
+            .db_ctx(|| format!("table {}, key {}", t.m.edge, t.m.describe_key(key)))?;
+        Ok(changed > 0)
+    }
+
     /// Insert rows the edge does not have (each a change with values, not
     /// deleted, keys distinct and absent locally), as [`Writer::put`] would
     /// one by one, but [`INSERT_BATCH`] rows per statement: a statement's
