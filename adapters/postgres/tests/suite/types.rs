@@ -43,6 +43,9 @@ const CREATE_ALL: &str = "CREATE TABLE alltypes (
     d numeric(38,10), dn numeric, t text, vc varchar(10), by bytea, da date, ti time,
     ts timestamp, tz timestamptz, u uuid, j json, jb jsonb)";
 
+/// What a pulled change says: key, values, deleted, version.
+type Decoded = (Vec<Value>, Option<Vec<Value>>, bool, i64);
+
 /// `alltypes` created, mapped with every type and provisioned.
 async fn alltypes(db: &TestDb) -> edgesync_core::TableMapping {
     db.exec(CREATE_ALL).await;
@@ -213,7 +216,7 @@ async fn the_copy_and_query_paths_read_every_type_alike() {
         .expect("push");
     let query = query_reader(&db).await;
     let values = |cs: &[edgesync_core::Change]| {
-        let mut v: Vec<(Vec<Value>, Option<Vec<Value>>, bool, i64)> = cs
+        let mut v: Vec<Decoded> = cs
             .iter()
             .map(|c| (c.key.clone(), c.values.clone(), c.deleted, c.version))
             .collect();
