@@ -197,6 +197,18 @@ impl<'a> EdgeTable<'a> {
         };
         let insert_head =
             format!("INSERT INTO {q} ({cols}, es_ver, es_cver, es_hlc, es_deleted) VALUES ");
+        let update_values = format!(
+            "UPDATE {q} SET {}es_cver = COALESCE(?{a}, es_cver), \
+             es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {}",
+            value_sets
+                .iter()
+                .map(|s| format!("{s}, "))
+                .collect::<String>(),
+            sql::key_match_params(n + 4, &key),
+            a = n + 1,
+            b = n + 2,
+            c = n + 3,
+        );
         let sql = Sql {
             local: format!(
                 "SELECT es_ver, es_cver FROM {q} WHERE {}",
@@ -227,33 +239,12 @@ impl<'a> EdgeTable<'a> {
                 b = n + 2,
                 c = n + 3,
             ),
-            update_values: format!(
-                "UPDATE {q} SET {}es_cver = COALESCE(?{a}, es_cver), \
-                 es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {}",
-                value_sets
-                    .iter()
-                    .map(|s| format!("{s}, "))
-                    .collect::<String>(),
-                sql::key_match_params(n + 4, &key),
-                a = n + 1,
-                b = n + 2,
-                c = n + 3,
-            ),
             update_clean: format!(
-                "UPDATE {q} SET {}es_cver = COALESCE(?{a}, es_cver), \
-                 es_hlc = COALESCE(?{b}, es_hlc), es_deleted = ?{c} WHERE {} \
-                 AND es_ver <= ?{w} AND (es_cver IS NULL OR es_cver < ?{v})",
-                value_sets
-                    .iter()
-                    .map(|s| format!("{s}, "))
-                    .collect::<String>(),
-                sql::key_match_params(n + 4, &key),
-                a = n + 1,
-                b = n + 2,
-                c = n + 3,
+                "{update_values} AND es_ver <= ?{w} AND (es_cver IS NULL OR es_cver < ?{v})",
                 w = n + 4 + key.len(),
                 v = n + 5 + key.len(),
             ),
+            update_values,
             mark_deleted: format!(
                 "UPDATE {q} SET es_deleted = 1, es_cver = COALESCE(?1, es_cver), \
                  es_hlc = COALESCE(?2, es_hlc) WHERE {}",
