@@ -445,6 +445,16 @@ pub(super) struct Writer<'t, 'c> {
     buf: String,
 }
 
+/// What an update stamps on a row besides its values.
+struct Stamps {
+    /// `es_cver` (NULL keeps the row's).
+    version: SqlValue,
+    /// `es_hlc` (NULL keeps the row's).
+    hlc: SqlValue,
+    /// `es_deleted`.
+    deleted: i64,
+}
+
 /// The statement in `slot`, prepared from `sql` on first use.
 fn prepared<'s, 'c>(
     slot: &'s mut Option<CachedStatement<'c>>,
@@ -662,22 +672,12 @@ impl<'t> Writer<'t, '_> {
         let opt = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Integer);
         match (values, exists) {
             (Some(values), true) => {
-                let carries_key = t.m.key.iter().zip(key).all(|(&i, k)| values[i] == *k);
-                let st = if carries_key {
-                    prepared(&mut self.update_values, self.conn, &t.sql.update_values)?
-                } else {
-                    prepared(&mut self.update, self.conn, &t.sql.update)?
+                let stamps = Stamps {
+                    version: opt(version),
+                    hlc: opt(hlc),
+                    deleted,
                 };
-                if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
-                    return Err(self.bind_error(Part::Row, i, key, e));
-                }
-                st.raw_bind_parameter(n + 1, opt(version)).db()?;
-                st.raw_bind_parameter(n + 2, opt(hlc)).db()?;
-                st.raw_bind_parameter(n + 3, deleted).db()?;
-                if let Err((j, e)) = Self::bind_key(t, st, n + 4, key, &mut self.buf) {
-                    return Err(self.bind_error(Part::Key, j, key, e));
-                }
-                st.raw_execute().db_ctx(context)?;
+                self.update_row(values, key, stamps, None)?;
             }
             (None, true) => {
                 // Soft delete without values: set the marker only.
@@ -732,23 +732,49 @@ impl Writer<'_, '_> {
         if !t.m.key.iter().zip(key).all(|(&i, k)| values[i] == *k) {
             return Ok(false);
         }
-        let st = prepared(&mut self.update_clean, self.conn, &t.sql.update_clean)?;
+        let stamps = Stamps {
+            version: SqlValue::Integer(change.version),
+            hlc: SqlValue::Integer(change.hlc),
+            deleted: 0,
+        };
+        Ok(self.update_row(values, key, stamps, Some((wm, change.version)))? > 0)
+    }
+
+    /// Write `values` over the row of `key` (`update_values` when they carry
+    /// the key, `update` otherwise), with `stamps`; with `clean = (wm,
+    /// version)`, only where the row is clean and older (`update_clean`,
+    /// values carrying the key). The rows changed.
+    fn update_row(
+        &mut self,
+        values: &[Value],
+        key: &[Value],
+        stamps: Stamps,
+        clean: Option<(i64, i64)>,
+    ) -> Result<usize> {
+        let t = self.t;
+        let n = t.m.columns.len();
+        let st = if clean.is_some() {
+            prepared(&mut self.update_clean, self.conn, &t.sql.update_clean)?
+        } else if t.m.key.iter().zip(key).all(|(&i, k)| values[i] == *k) {
+            prepared(&mut self.update_values, self.conn, &t.sql.update_values)?
+        } else {
+            prepared(&mut self.update, self.conn, &t.sql.update)?
+        };
         if let Err((i, e)) = Self::bind_row(t, st, values, &mut self.buf) {
             return Err(self.bind_error(Part::Row, i, key, e));
         }
-        st.raw_bind_parameter(n + 1, change.version).db()?;
-        st.raw_bind_parameter(n + 2, change.hlc).db()?;
-        st.raw_bind_parameter(n + 3, 0i64).db()?;
+        st.raw_bind_parameter(n + 1, stamps.version).db()?;
+        st.raw_bind_parameter(n + 2, stamps.hlc).db()?;
+        st.raw_bind_parameter(n + 3, stamps.deleted).db()?;
         if let Err((j, e)) = Self::bind_key(t, st, n + 4, key, &mut self.buf) {
             return Err(self.bind_error(Part::Key, j, key, e));
         }
-        let nk = key.len();
-        st.raw_bind_parameter(n + 4 + nk, wm).db()?;
-        st.raw_bind_parameter(n + 5 + nk, change.version).db()?;
-        let changed = st
-            .raw_execute()
-            .db_ctx(|| format!("table {}, key {}", t.m.edge, t.m.describe_key(key)))?;
-        Ok(changed > 0)
+        if let Some((wm, version)) = clean {
+            st.raw_bind_parameter(n + 4 + key.len(), wm).db()?;
+            st.raw_bind_parameter(n + 5 + key.len(), version).db()?;
+        }
+        st.raw_execute()
+            .db_ctx(|| format!("table {}, key {}", t.m.edge, t.m.describe_key(key)))
     }
 
     /// Insert rows the edge does not have (each a change with values, not
